@@ -1,0 +1,228 @@
+"""The configuration model: a localrc or local.conf in, a :class:`Config` out.
+
+>>> config = load_config(text="disable_all_services\\nenable_service key g-api\\n")
+>>> config.enabled
+['key', 'g-api']
+>>> config.is_service_enabled("glance")
+True
+
+:func:`load_config` evaluates the localrc with real bash (see
+:mod:`stackmagic.config.localrc`), parses the local.conf meta-sections (see
+:mod:`stackmagic.config.localconf`), checks every enabled service name against
+:mod:`stackmagic.catalog.names`, and never writes to disk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from stackmagic import services
+from stackmagic.catalog import names
+from stackmagic.config import localconf
+from stackmagic.config.localconf import Merge
+from stackmagic.config.localrc import Evaluation, Plugin, evaluate
+from stackmagic.config.settings import Settings
+from stackmagic.errors import ConfigError
+
+__all__ = ["Config", "Merge", "Plugin", "Settings", "load_config"]
+
+Kind = Literal["auto", "localrc", "local.conf"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """An evaluated configuration.
+
+    ``enabled`` / ``disabled`` are ENABLED_SERVICES / DISABLED_SERVICES as
+    lists; ``merges`` are the local.conf options to merge into config files;
+    ``warnings`` are messages for the user (file, line: text); ``source`` is
+    the file read (None for ``text=``).
+    """
+
+    settings: Settings
+    enabled: list[str]
+    disabled: list[str]
+    plugins: list[Plugin]
+    merges: list[Merge]
+    warnings: list[str]
+    source: Path | None
+
+    def is_service_enabled(self, *names: str) -> bool:
+        """True if any of ``names`` is enabled (group names such as ``nova`` included)."""
+        return services.is_service_enabled(self.enabled, *names)
+
+
+@dataclass(frozen=True)
+class _Input:
+    """What to evaluate: local.conf text (or None), localrc text, names for messages."""
+
+    localconf: str | None
+    localconf_name: str
+    localrc: str | None
+    localrc_name: str
+    directory: Path
+    source: Path | None
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    text: str | None = None,
+    kind: Kind = "auto",
+    environ: Mapping[str, str] | None = None,
+    timeout: float = 10,
+) -> Config:
+    """Evaluate a localrc or local.conf and return the :class:`Config`.
+
+    ``path`` is a local.conf, a localrc, or a directory holding them (None:
+    the current directory); in a directory ``local.conf`` is used, else
+    ``localrc``. A ``localrc`` file beside a local.conf replaces its
+    ``[[local|localrc]]`` block, as in devstack (with a warning). ``text``
+    gives the content directly (``path`` then only sets the directory that
+    relative ``source`` commands start from). ``kind`` "auto" means local.conf
+    when the text has a ``[[phase|file]]`` header. ``environ`` adds
+    environment variables (``VAR=value ./stack.sh``). ``timeout`` bounds the
+    bash evaluation in seconds.
+
+    Raises :class:`~stackmagic.errors.ConfigError` with file and line for
+    every mistake in the input.
+    """
+    source = _read_input(path, text, kind)
+    warnings: list[str] = []
+    split = localconf.split(source.localconf, source.localconf_name) if source.localconf else None
+    localrc_text, localrc_name = _localrc_text(source, split, warnings)
+    options = split.options if split else []
+    specs = list(dict.fromkeys(option.file_spec for option in options))
+    evaluation = evaluate(
+        localrc_text,
+        name=localrc_name,
+        cwd=source.directory,
+        environ=environ,
+        timeout=timeout,
+        expand=specs + [option.value for option in options],
+    )
+    merges = _merges(evaluation, split, specs, source.localconf_name)
+    enabled = services.parse_service_list(evaluation.values.get("ENABLED_SERVICES", ""))
+    warnings += evaluation.warnings
+    warnings += _check_services(enabled, evaluation, localrc_text, localrc_name)
+    return Config(
+        settings=Settings(evaluation.values, evaluation.user),
+        enabled=enabled,
+        disabled=services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", "")),
+        plugins=evaluation.plugins,
+        merges=merges,
+        warnings=warnings,
+        source=source.source,
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read it: {error.strerror}", file=str(path)) from None
+
+
+def _is_localconf(text: str, kind: Kind) -> bool:
+    return kind == "local.conf" or (kind == "auto" and localconf.has_meta_sections(text))
+
+
+def _read_input(path: str | Path | None, text: str | None, kind: Kind) -> _Input:
+    if text is not None:
+        base = Path(path) if path is not None else Path.cwd()
+        directory = base if base.is_dir() else base.parent
+        if _is_localconf(text, kind):
+            return _Input(text, "local.conf", None, "local.conf", directory, None)
+        return _Input(None, "local.conf", text, "localrc", directory, None)
+    target = Path(path) if path is not None else Path.cwd()
+    if target.is_dir():
+        return _from_directory(target, kind)
+    content = _read(target)
+    if _is_localconf(content, kind):
+        beside = target.parent / "localrc"
+        localrc = _read(beside) if beside.is_file() else None
+        return _Input(content, str(target), localrc, str(beside), target.parent, target)
+    return _Input(None, str(target), content, str(target), target.parent, target)
+
+
+def _from_directory(directory: Path, kind: Kind) -> _Input:
+    conf, rc = directory / "local.conf", directory / "localrc"
+    if conf.is_file() and kind != "localrc":
+        return _read_input(conf, None, "local.conf")
+    if rc.is_file():
+        return _read_input(rc, None, "localrc")
+    raise ConfigError(
+        f"no local.conf or localrc in {directory}; write one there or pass the text",
+        file=str(directory),
+    )
+
+
+def _localrc_text(source: _Input, split: localconf.Split | None,
+                  warnings: list[str]) -> tuple[str, str]:
+    """The shell text to evaluate and the file name its line numbers refer to."""
+    if source.localrc is not None:
+        if split is not None and split.has_localrc:
+            warnings.append(
+                f"{source.localrc_name}: localrc and the [[local|localrc]] section of "
+                f"{source.localconf_name} both exist; using localrc, as devstack does"
+            )
+        return source.localrc, source.localrc_name
+    if split is not None:
+        return split.localrc, source.localconf_name
+    return "", source.localrc_name
+
+
+def _merges(evaluation: Evaluation, split: localconf.Split | None, specs: list[str],
+            name: str) -> list[Merge]:
+    if split is None:
+        return []
+    expanded = evaluation.expansions
+    files = {
+        spec: localconf.check_file_spec(
+            spec, expanded[index].text, evaluation.values, split.headers[spec], name
+        )
+        for index, spec in enumerate(specs)
+    }
+    values = expanded[len(specs):]
+    for option, value in zip(split.options, values, strict=True):
+        if not value.ok:
+            raise ConfigError(
+                f"bash cannot expand the value of {option.key} ({option.value!r}); check its "
+                "quotes and $ signs (write \\$ for a literal $)", file=name, line=option.line,
+            )
+    return localconf.merges(split.options, files, [value.text for value in values])
+
+
+def _line_of(word: str, text: str) -> int | None:
+    pattern = re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.search(line.split("#", 1)[0]):
+            return number
+    return None
+
+
+def _check_services(enabled: list[str], evaluation: Evaluation, text: str,
+                    name: str) -> list[str]:
+    """Unknown names are errors (warnings when a plugin may define them); retired
+    names and names that need a plugin are warnings."""
+    warnings: list[str] = []
+    plugin_names = {plugin.name for plugin in evaluation.plugins}
+    for service in enabled:
+        line = _line_of(service, text)
+        where = f"{name}, line {line}" if line else name
+        known = names.lookup(service)
+        if known is None:
+            message = f"unknown service {service!r}"
+            suggestions = names.closest(service)
+            if suggestions:
+                message += f"; did you mean: {', '.join(suggestions)}?"
+            if not plugin_names:
+                raise ConfigError(message, file=name, line=line)
+            warnings.append(f"{where}: {message} (left in, a plugin may define it)")
+        elif known.status != "current" and known.note and known.project not in plugin_names:
+            warnings.append(f"{where}: {service} ({known.status}): {known.note}")
+    return warnings
