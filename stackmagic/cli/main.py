@@ -1,4 +1,4 @@
-"""Entry point: one subcommand module per verb."""
+"""Entry point of the ``stackmagic`` command: one module per verb, each with ``register``."""
 
 from __future__ import annotations
 
@@ -7,21 +7,26 @@ import sys
 
 from stackmagic.errors import StackError
 
+VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs")
+
 
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     parser = argparse.ArgumentParser(prog="stackmagic", description="devstack, rebuilt in Python")
-    parser.add_subparsers(dest="verb", required=True)
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb in VERBS:
+        importlib.import_module(f"stackmagic.cli.{verb}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except StackError as err:
-        print(f"stackmagic: {err}", file=sys.stderr)
+        print(f"stackmagic {args.verb}: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("stackmagic: interrupted", file=sys.stderr)
+        print(f"stackmagic {args.verb}: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,127 @@
+"""The small public API both front ends (CLI, IPython magics) call. No rendering here.
+
+>>> from stackmagic import api
+>>> cfg = api.load(sample="quickstart")          # doctest: +SKIP
+>>> summary = api.engine(cfg).stack()            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from stackmagic.errors import ConfigError, StackError
+
+#: Where the path of the configuration last used by ``stack`` is remembered, so that ``status``,
+#: ``logs``, ``unstack`` and ``clean`` find the same stack without ``--config``.
+def _last_file() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "stackmagic" / "last-config"
+
+
+def find_config(config: str | os.PathLike | None = None, sample: str | None = None,
+                remembered: bool = True) -> Path | None:
+    """Which file to read: --sample, --config, ./local.conf, ./localrc, or the one ``stack`` used last."""
+    if sample:
+        from stackmagic.samples import sample_path
+
+        return Path(sample_path(sample))
+    if config:
+        path = Path(config)
+        if not path.exists():
+            raise ConfigError(f"no such configuration file: {path}")
+        return path
+    for name in ("local.conf", "localrc"):
+        if Path(name).exists():
+            return Path(name).resolve()
+    last = _last_file()
+    if remembered and last.exists():
+        path = Path(last.read_text().strip())
+        if path.exists():
+            return path
+    return None
+
+
+def load(config: str | os.PathLike | None = None, *, sample: str | None = None, text: str | None = None,
+         remembered: bool = True):
+    """Evaluate a localrc / local.conf into a :class:`~stackmagic.config.Config`."""
+    from stackmagic.config import load_config
+
+    if text is not None:
+        return load_config(text=text)
+    path = find_config(config, sample, remembered)
+    if path is None:
+        return load_config(text="")
+    return load_config(path)
+
+
+def remember(cfg) -> None:
+    """Note ``cfg``'s file as the current stack's configuration."""
+    if cfg.source is None:
+        return
+    last = _last_file()
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_text(str(Path(cfg.source).resolve()) + "\n")
+
+
+def engine(cfg, **kwargs):
+    from stackmagic.engine import Engine
+
+    return Engine(cfg, **kwargs)
+
+
+def describe_services(cfg) -> list[dict[str, Any]]:
+    """One row per enabled service: its project, what it is, and whether stackmagic runs it."""
+    from stackmagic.catalog import runnable_services
+    from stackmagic.catalog.names import lookup
+
+    runnable = runnable_services()
+    rows = []
+    for name in cfg.enabled:
+        info = lookup(name)
+        rows.append({
+            "service": name,
+            "project": info.project if info else "plugin",
+            "description": info.description if info else "defined by a plugin",
+            "status": info.status if info else "plugin",
+            "runs_here": name in runnable or bool(cfg.plugins and info is None),
+            "note": info.note if info else "",
+        })
+    return rows
+
+
+def plan_report(config: str | os.PathLike | None = None, *, sample: str | None = None,
+                text: str | None = None) -> dict[str, Any]:
+    """Everything ``stackmagic plan`` shows, as plain data (``errors`` non-empty on failure)."""
+    try:
+        cfg = load(config, sample=sample, text=text, remembered=False)
+    except ConfigError as err:
+        return {"enabled": [], "disabled": [], "plugins": [], "settings": {}, "merges": [],
+                "services": [], "warnings": [], "errors": [str(err)]}
+    return {
+        "source": str(cfg.source) if cfg.source else None,
+        "enabled": list(cfg.enabled),
+        "disabled": list(cfg.disabled),
+        "plugins": [{"name": p.name, "url": p.url, "ref": p.ref} for p in cfg.plugins],
+        "settings": cfg.settings.masked(),
+        "merges": [
+            {"phase": m.phase, "file": str(m.file), "section": m.section, "key": m.key,
+             "value": _mask_merge(m.key, m.value)}
+            for m in cfg.merges
+        ],
+        "services": describe_services(cfg),
+        "warnings": list(cfg.warnings),
+        "errors": [],
+    }
+
+
+def _mask_merge(key: str, value):
+    from stackmagic.config.settings import MASK, is_secret
+
+    if is_secret(key.upper()):
+        return MASK if isinstance(value, str) else [MASK for _ in value]
+    return value
+
+
+__all__ = ["StackError", "describe_services", "engine", "find_config", "load", "plan_report", "remember"]

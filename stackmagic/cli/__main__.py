@@ -1,0 +1,5 @@
+import sys
+
+from stackmagic.cli.main import main
+
+sys.exit(main())

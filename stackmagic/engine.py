@@ -1,0 +1,406 @@
+"""stack.sh as a Python engine: runs a plan, skips what is done, resumes after a failure, runs
+independent steps side by side, times every step, and emits events that front ends render.
+
+A step is skipped when its fingerprint matches the one recorded when it last succeeded. The
+fingerprint covers the code that does the step, the settings it read (by hash), its extra inputs
+(source revision, merges ...) and the fingerprints of the steps it depends on, so a changed
+setting re-runs exactly the steps that read it and what depends on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackmagic import events as ev
+from stackmagic.catalog import enabled_projects
+from stackmagic.context import Cancelled, CommandFailed, Context
+from stackmagic.errors import StackError
+from stackmagic.plan import PHASES, Plan, Step, build_plan
+from stackmagic.state import Lock, State, StepRecord
+from stackmagic.steps import ServiceFailed, log_path, stop_service
+
+
+class StepError(StackError):
+    """A step failed; what was done before it stays done."""
+
+    def __init__(self, step: Step, cause: BaseException, tail: list[str], logfile: Path | None):
+        self.step, self.cause, self.tail, self.logfile = step, cause, tail, logfile
+        msg = f"step '{step.id}' failed: {cause}"
+        if tail:
+            msg += "\n" + "\n".join("    " + line for line in tail[-15:])
+        if logfile:
+            msg += f"\n(full log: {logfile}). Fix the cause and run stack again: it continues from here."
+        super().__init__(msg)
+
+
+class Interrupted(StackError):
+    exit_code = 130
+
+
+def _h(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class StepResult:
+    step: str
+    phase: str
+    project: str
+    status: str              # "ran" | "skipped" | "failed" | "not run"
+    seconds: float = 0.0
+    reason: str = ""
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    project: str
+    window: str | None
+    pid: int | None
+    running: bool
+    healthy: bool | None
+    detail: str
+    endpoint: str | None
+    logfile: str | None
+    uptime: float | None
+    rss_kib: int | None
+    enabled: bool = True
+
+
+@dataclass
+class Summary:
+    results: list[StepResult]
+    services: list[ServiceStatus]
+    seconds: float
+    unsupported: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ran(self) -> list[StepResult]:
+        return [r for r in self.results if r.status == "ran"]
+
+    @property
+    def skipped(self) -> list[StepResult]:
+        return [r for r in self.results if r.status == "skipped"]
+
+    def by_phase(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self.ran:
+            out[r.phase] = out.get(r.phase, 0.0) + r.seconds
+        return {p: out[p] for p in PHASES if p in out}
+
+    def by_project(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self.ran:
+            out[r.project] = out.get(r.project, 0.0) + r.seconds
+        return out
+
+
+class Engine:
+    """Brings a stack up and down. One engine per configuration."""
+
+    def __init__(self, config, *, on_event: ev.EventSink = ev.ignore, parallel: int | None = None,
+                 extra_projects: list | None = None):
+        from stackmagic.python import Venv
+        from stackmagic.tmux import Tmux
+
+        from stackmagic.passwords import with_passwords
+
+        s = config.settings
+        self.stack_dir = s.data_dir / "stackmagic"
+        self.config = config = with_passwords(config, self.stack_dir, create=False)
+        self.emit = on_event
+        self.parallel = parallel or s.int("STACK_PARALLEL", 4)
+        self.state = State(self.stack_dir)
+        self.tmux = Tmux(session=s.get("SCREEN_NAME") or "stack", socket_name=s.get("TMUX_SOCKET") or None)
+        self.venv = Venv(s.path("VENV_DIR") if s.get("VENV_DIR") else s.data_dir / "venv")
+        self.ctx = Context(config, state=self.state, tmux=self.tmux, venv=self.venv, emit=self._emit)
+        self._extra = list(extra_projects or [])
+        self._emit_lock = threading.Lock()
+
+    def _emit(self, event: ev.Event) -> None:
+        with self._emit_lock:
+            self.emit(event)
+
+    # -- plan ---------------------------------------------------------------------------------
+    def projects(self):
+        from stackmagic.plugins import load_plugins
+
+        plugin_projects = load_plugins(self.ctx)
+        return enabled_projects(self.ctx, plugin_projects + self._extra)
+
+    def plan(self) -> Plan:
+        projects, unsupported = self.projects()
+        return build_plan(self.ctx, projects, unsupported)
+
+    def _fingerprint(self, step: Step, reads: dict[str, str | None], inputs: dict, dep_keys: list[str]) -> str:
+        return _h([step.id, step.recipe, sorted(reads.items()), inputs, dep_keys])
+
+    def _current_reads(self, names) -> dict[str, str | None]:
+        s = self.config.settings
+        return {n: (_h(s.get(n)) if s.get(n) is not None else None) for n in names}
+
+    def decide(self, step: Step, keys: dict[str, str], rerun: set[str]) -> tuple[bool, str]:
+        """(run?, why) for ``step``, given the keys of its finished dependencies."""
+        rec = self.state.steps.get(step.id)
+        if rec is None:
+            return True, "not done yet"
+        if step.always:
+            return True, "RECLONE is set" if step.phase == "clone" else "runs every time"
+        changed_deps = [d for d in step.deps if d in rerun]
+        reads = self._current_reads(rec.reads)
+        changed = sorted(n for n in rec.reads if reads[n] != rec.reads[n])
+        inputs = self.ctx.for_step(step)
+        key = self._fingerprint(step, reads, _h(step.inputs(inputs)), [keys[d] for d in step.deps])
+        if key != rec.key:
+            if changed:
+                return True, "setting " + ", ".join(changed) + " changed"
+            if changed_deps:
+                return True, f"'{changed_deps[0]}' re-ran"
+            return True, "its inputs changed"
+        if step.phase == "start":
+            proc = self.state.processes.get(step.process.service)
+            if proc is None or not self.tmux.is_running(step.process.service):
+                return True, f"{step.process.service} is not running"
+        return False, "already done"
+
+    # -- stack ----------------------------------------------------------------------------------
+    def stack(self, *, dry_run: bool = False) -> Summary:
+        started = time.monotonic()
+        from stackmagic.passwords import with_passwords
+
+        with Lock(self.stack_dir, "stack"):
+            self.config = self.ctx.config = with_passwords(self.config, self.stack_dir, create=True)
+            self.ctx._settings = self.config.settings
+            plan = self.plan()
+            if dry_run:
+                return self._dry_run(plan, started)
+            self.emit(ev.PlanReady([s.id for s in plan], []))
+            for name in plan.unsupported:
+                self._emit(ev.Warning_(f"{name}: enabled, but stackmagic cannot run it yet; skipped"))
+            results = self._run(plan)
+        return Summary(results, self.status(plan), time.monotonic() - started,
+                       plan.unsupported, list(self.config.warnings))
+
+    def _dry_run(self, plan: Plan, started: float) -> Summary:
+        keys: dict[str, str] = {}
+        results = []
+        for step in plan:
+            rec = self.state.steps.get(step.id)
+            status = "skipped" if rec and not step.always else "would run"
+            keys[step.id] = rec.key if rec else ""
+            results.append(StepResult(step.id, step.phase, step.project, status))
+        return Summary(results, [], time.monotonic() - started, plan.unsupported)
+
+    def _run(self, plan: Plan) -> list[StepResult]:
+        keys: dict[str, str] = {}
+        rerun: set[str] = set()
+        results: dict[str, StepResult] = {}
+        pending = list(plan.steps)
+        running: dict[Future, tuple[Step, float, str]] = {}
+        failure: StepError | None = None
+        cancel = self.ctx.cancel
+        cancel.clear()
+        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="step")
+        try:
+            while pending or running:
+                progressed = True
+                while progressed and failure is None and not cancel.is_set():
+                    progressed = False
+                    for step in list(pending):
+                        if not all(d in keys for d in step.deps):
+                            continue
+                        pending.remove(step)
+                        progressed = True
+                        run, why = self.decide(step, keys, rerun)
+                        if not run:
+                            keys[step.id] = self.state.steps[step.id].key
+                            results[step.id] = StepResult(step.id, step.phase, step.project, "skipped", 0, why)
+                            self._emit(ev.StepSkipped(step.id, step.phase, step.project, why))
+                            continue
+                        self._emit(ev.StepStarted(step.id, step.phase, step.project, why))
+                        fut = pool.submit(self._execute, step, [keys[d] for d in step.deps])
+                        running[fut] = (step, time.monotonic(), why)
+                if not running:
+                    break
+                try:
+                    done, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    cancel.set()
+                    continue
+                for fut in done:
+                    step, t0, why = running.pop(fut)
+                    seconds = time.monotonic() - t0
+                    try:
+                        keys[step.id] = fut.result()
+                    except BaseException as err:  # noqa: BLE001 - reported, then re-raised below
+                        if isinstance(err, Cancelled):
+                            results[step.id] = StepResult(step.id, step.phase, step.project, "not run", seconds, "interrupted")
+                            continue
+                        tail, logfile = _tail_of(err, self.ctx.for_step(step).logfile)
+                        self._emit(ev.StepFailed(step.id, step.phase, step.project, seconds, str(err), tail,
+                                                 str(logfile) if logfile else None))
+                        results[step.id] = StepResult(step.id, step.phase, step.project, "failed", seconds, str(err))
+                        if failure is None:
+                            failure = StepError(step, err, tail, logfile)
+                        continue
+                    rerun.add(step.id)
+                    results[step.id] = StepResult(step.id, step.phase, step.project, "ran", seconds, why)
+                    self._emit(ev.StepFinished(step.id, step.phase, step.project, seconds))
+        except KeyboardInterrupt:
+            cancel.set()
+            for fut in list(running):
+                try:
+                    fut.result()
+                except BaseException:  # noqa: BLE001
+                    pass
+        finally:
+            pool.shutdown(wait=True)
+        if cancel.is_set():
+            done = sum(1 for r in results.values() if r.status in ("ran", "skipped"))
+            raise Interrupted(f"interrupted; {done} of {len(plan)} steps are done and stay done. "
+                              "Run stack again to continue from there.")
+        if failure is not None:
+            raise failure
+        return [results[s.id] for s in plan if s.id in results]
+
+    def _execute(self, step: Step, dep_keys: list[str]) -> str:
+        ctx = self.ctx.for_step(step)
+        if ctx.logfile is not None:
+            ctx.logfile.parent.mkdir(parents=True, exist_ok=True)
+            ctx.logfile.write_text(f"== {step.id} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        t0 = time.monotonic()
+        outputs = step.run(ctx) or {}
+        reads = {n: (_h(v) if v is not None else None) for n, v in ctx.reads.items()}
+        inputs = _h(step.inputs(self.ctx.for_step(step)))
+        key = self._fingerprint(step, reads, inputs, dep_keys)
+        self.state.record_step(step.id, StepRecord(
+            key=key, reads=reads, inputs={"all": inputs}, seconds=time.monotonic() - t0,
+            finished=time.time(), outputs=_jsonable(outputs)))
+        return key
+
+    # -- status / logs ------------------------------------------------------------------------
+    def status(self, plan: Plan | None = None) -> list[ServiceStatus]:
+        """Every recorded process, probed now, plus enabled services that are not running."""
+        from stackmagic.process_info import rss_kib
+
+        if plan is None:
+            try:
+                plan = self.plan()
+            except StackError:
+                plan = None
+        probes = {s.process.service: s.process for s in plan.steps if s.process} if plan else {}
+        out: list[ServiceStatus] = []
+        seen = set()
+        for service, rec in sorted(self.state.processes.items(), key=lambda kv: kv[1].started):
+            seen.add(service)
+            running = self.tmux.is_running(service)
+            pid = self.tmux.pid(service) if running else None
+            healthy, detail = None, "not running"
+            proc = probes.get(service)
+            if running:
+                if proc is not None and proc.health is not None:
+                    healthy, detail = proc.health.probe()
+                else:
+                    healthy, detail = True, "running (no probe)"
+            out.append(ServiceStatus(service, rec.project, rec.window, pid, running, healthy, detail,
+                                     rec.endpoint, rec.logfile,
+                                     time.time() - rec.started if running else None,
+                                     rss_kib(pid) if pid else None, enabled=service in probes))
+        for service, proc in probes.items():
+            if service not in seen:
+                out.append(ServiceStatus(service, "", None, None, False, None, "not started",
+                                         proc.endpoint, str(log_path(self.ctx, service)), None, None))
+        return out
+
+    def logs(self, service: str, n: int = 20, grep: str | None = None) -> list[str]:
+        from stackmagic.tmux import tail
+
+        path = self.logfile(service)
+        return tail(path, n, grep)
+
+    def logfile(self, service: str) -> Path:
+        rec = self.state.processes.get(service)
+        path = Path(rec.logfile) if rec else log_path(self.ctx, service)
+        if not path.exists():
+            known = sorted(self.state.processes)
+            raise StackError(f"no log for service '{service}'"
+                             + (f"; services with logs: {', '.join(known)}" if known else
+                                "; nothing has been started yet (run stack)"))
+        return path
+
+    # -- unstack / clean ----------------------------------------------------------------------
+    def unstack(self, *, all: bool = False) -> list[str]:
+        """Stop every process that was started (also of services no longer enabled)."""
+        with Lock(self.stack_dir, "unstack"):
+            return self._unstack(all=all)
+
+    def _unstack(self, *, all: bool) -> list[str]:
+        stopped = []
+        for service in reversed(list(self.state.processes)):
+            if stop_service(self.ctx, service):
+                stopped.append(service)
+                self._emit(ev.Message(f"stopped {service}"))
+            else:
+                self.state.forget_process(service)
+        for window in self.tmux.windows():
+            if self.tmux.stop(window):
+                stopped.append(window)
+        if self.tmux.exists():
+            self.tmux.kill_session()
+        self.state.forget_steps(lambda sid: sid.startswith("start "))
+        if all:
+            for p in self._projects_for_cleanup():
+                hook = getattr(p, "unstack_all", None)
+                if hook:
+                    hook(self.ctx)
+        return stopped
+
+    def _projects_for_cleanup(self):
+        try:
+            projects, _ = self.projects()
+        except StackError:
+            return []
+        return projects
+
+    def clean(self) -> list[str]:
+        """unstack, then remove databases, data, generated config and logs; keep source trees."""
+        with Lock(self.stack_dir, "clean"):
+            self._unstack(all=True)
+            removed = []
+            for p in reversed(self._projects_for_cleanup()):
+                p.cleanup(self.ctx.for_step(Step(f"clean {p.name}", "clean", p.name, lambda c: None)))
+                removed.append(p.name)
+            s = self.config.settings
+            for path in (s.logdir, s.path("STACK_CONF_DIR")):
+                if path.exists() and path != s.dest:
+                    shutil.rmtree(path, ignore_errors=True)
+            keep = {"clone ", "install", "packages"}
+            self.state.forget_steps(lambda sid: not any(sid.startswith(k) for k in keep))
+            self._emit(ev.Message("cleaned: databases, data, config and logs removed; "
+                                  "source trees and the virtual environment kept"))
+            return removed
+
+
+def _tail_of(err: BaseException, logfile: Path | None) -> tuple[list[str], Path | None]:
+    from stackmagic.tmux import tail
+
+    if isinstance(err, ServiceFailed):
+        return err.tail, err.logfile
+    if isinstance(err, CommandFailed):
+        return err.tail, logfile
+    if logfile and logfile.exists():
+        return tail(logfile, 15), logfile
+    return [], logfile
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,24 @@
+"""Run INSIDE the stack's venv: upload images to Glance unless one with that name and checksum
+is there already. stdin: JSON {"auth": {...}, "images": [{name, file, disk_format, md5, size}]}."""
+
+import json
+import sys
+
+import openstack
+
+
+def main() -> None:
+    spec = json.load(sys.stdin)
+    conn = openstack.connect(**spec["auth"])
+    for want in spec["images"]:
+        found = [i for i in conn.image.images(name=want["name"]) if i.checksum == want["md5"]]
+        image = found[0] if found else conn.image.create_image(
+            name=want["name"], filename=want["file"], disk_format=want["disk_format"],
+            container_format="bare", visibility="public", wait=True)
+        image = conn.image.get_image(image.id)
+        print("ok " + json.dumps({"id": image.id, "name": image.name, "status": image.status,
+                                  "size": image.size, "checksum": image.checksum}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Plugins: ``enable_plugin NAME URL [REF]`` clones a repository that defines more projects.
+
+Format (stackmagic's own, small): the plugin repository has a file ``stackmagic_plugin.py`` at
+its top. It defines :class:`stackmagic.catalog.Project` subclasses and lists them::
+
+    from stackmagic.catalog import Process, Project
+
+    class Echo(Project):
+        name = "echo"
+        services = {"echo-api": "Echo API"}
+        def processes(self, ctx): ...
+
+    PROJECTS = [Echo]
+
+Each project gets the plugin checkout as its source (installed editable when it has a
+``pyproject.toml`` or ``setup.py``). The lifecycle methods map to devstack's plugin phases:
+``pre_install`` (pre-install), ``install_requirements`` (install), ``configure`` (post-config),
+``extra``, ``test_config`` (test-config), and ``cleanup`` (clean); processes are stopped by
+unstack like every other. Plugins load in the order they were enabled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stackmagic.catalog.base import Project
+from stackmagic.errors import StackError
+from stackmagic.events import Message
+
+if TYPE_CHECKING:
+    from stackmagic.context import Context
+
+PLUGIN_FILE = "stackmagic_plugin.py"
+
+
+class PluginError(StackError):
+    """A plugin could not be cloned or loaded."""
+
+
+def load_plugin(name: str, path: Path) -> list[Project]:
+    """Import ``path/stackmagic_plugin.py`` and return instances of its projects."""
+    module_file = path / PLUGIN_FILE
+    if not module_file.exists():
+        raise PluginError(
+            f"plugin '{name}' ({path}) has no {PLUGIN_FILE}: stackmagic plugins define their "
+            f"projects there (see stackmagic.plugins). devstack's bash plugins are not supported."
+        )
+    mod_name = f"stackmagic_plugin_{name.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(mod_name, module_file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # noqa: BLE001 - any error in user code is reported the same way
+        raise PluginError(f"plugin '{name}': {PLUGIN_FILE} failed to load: {err!r}") from err
+    classes = getattr(module, "PROJECTS", None)
+    if not classes or not all(isinstance(c, type) and issubclass(c, Project) for c in classes):
+        raise PluginError(f"plugin '{name}': {PLUGIN_FILE} must set PROJECTS to a list of Project classes")
+    out = []
+    for cls in classes:
+        project = cls()
+        project.source_dir_override = path
+        project.plugin = name
+        out.append(project)
+    return out
+
+
+def load_plugins(ctx: "Context") -> list[Project]:
+    """Clone (devstack's git_clone rules) and load every enabled plugin, in order."""
+    from stackmagic.git import git_clone
+
+    s = ctx.settings
+    projects: list[Project] = []
+    for plugin in ctx.config.plugins:
+        dest = s.dest / plugin.name
+        res = git_clone(plugin.url, dest, plugin.ref, reclone=s.reclone, offline=s.offline,
+                        error_on_clone=s.error_on_clone, depth=s.git_depth, name=plugin.name)
+        if res.action != "kept":
+            ctx.emit(Message(f"plugin {plugin.name}: {res.action} {dest} at {res.ref} ({res.sha[:12]})"))
+        projects += load_plugin(plugin.name, dest)
+    return projects

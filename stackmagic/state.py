@@ -1,0 +1,145 @@
+"""What the engine remembers between runs, under ``$DATA_DIR/stackmagic/``.
+
+``state.json`` holds one record per finished step (its fingerprint, what it read, how long it
+took) and one per process started (pid, tmux window, log file, endpoint). It is rewritten
+atomically after every change, so a crash or Ctrl-C never leaves it half written.
+``lock`` is held (flock) by the one ``stack`` / ``unstack`` / ``clean`` running at a time.
+No secret is stored: setting values are kept only as hashes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackmagic.errors import StackError
+
+
+class LockedError(StackError):
+    """Another stack / unstack / clean holds the lock."""
+
+
+@dataclass
+class StepRecord:
+    key: str                               # fingerprint of the inputs when the step succeeded
+    reads: dict[str, str]                  # setting name -> hash of the value it had
+    inputs: dict[str, str]                 # extra inputs (source sha, merges ...) -> hash
+    seconds: float
+    finished: float
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProcessRecord:
+    service: str
+    project: str
+    pid: int
+    window: str
+    logfile: str
+    started: float
+    endpoint: str | None = None
+    port: int | None = None
+    host: str | None = None
+    key: str = ""                          # the start step's fingerprint
+
+
+class State:
+    """The on-disk state of one stack. Thread-safe; every mutation is saved at once."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.path = self.directory / "state.json"
+        self._mutex = threading.Lock()
+        self.steps: dict[str, StepRecord] = {}
+        self.processes: dict[str, ProcessRecord] = {}
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as err:
+            raise StackError(
+                f"the state file {self.path} is unreadable ({err}); move it away to start afresh"
+            ) from err
+        self.steps = {k: StepRecord(**v) for k, v in data.get("steps", {}).items()}
+        self.processes = {k: ProcessRecord(**v) for k, v in data.get("processes", {}).items()}
+
+    def save(self) -> None:
+        with self._mutex:
+            self._save_locked()
+
+    def _save_locked(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        data = {
+            "version": 1,
+            "steps": {k: asdict(v) for k, v in self.steps.items()},
+            "processes": {k: asdict(v) for k, v in self.processes.items()},
+        }
+        tmp = self.path.with_name(f".state.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def record_step(self, step_id: str, record: StepRecord) -> None:
+        with self._mutex:
+            self.steps[step_id] = record
+            self._save_locked()
+
+    def forget_steps(self, predicate) -> list[str]:
+        """Drop the records of the steps for which ``predicate(step_id)`` is true."""
+        with self._mutex:
+            gone = [k for k in self.steps if predicate(k)]
+            for k in gone:
+                del self.steps[k]
+            self._save_locked()
+        return gone
+
+    def record_process(self, record: ProcessRecord) -> None:
+        with self._mutex:
+            self.processes[record.service] = record
+            self._save_locked()
+
+    def forget_process(self, service: str) -> None:
+        with self._mutex:
+            self.processes.pop(service, None)
+            self._save_locked()
+
+
+class Lock:
+    """An exclusive, non-blocking lock file; a second holder gets a clear message."""
+
+    def __init__(self, directory: Path, verb: str):
+        self.path = Path(directory) / "lock"
+        self.verb = verb
+        self._fd: int | None = None
+
+    def __enter__(self) -> "Lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LockedError(
+                f"another stackmagic command is running ({holder}); wait for it to finish, "
+                f"or stop it, then run {self.verb} again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{self.verb}, pid {os.getpid()}, since {time.strftime('%H:%M:%S')}".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,292 @@
+"""The work behind the engine's generic steps: packages, clone, install, configure (+ local.conf
+merges), start in tmux with a health wait, post-config. Project-specific work lives in the
+catalog; this module only calls the project's lifecycle methods around the shared mechanics.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from stackmagic import ini, ports
+from stackmagic.errors import StackError
+from stackmagic.state import ProcessRecord
+
+if TYPE_CHECKING:
+    from stackmagic.catalog.base import Process, Project
+    from stackmagic.context import Context
+
+
+class ServiceFailed(StackError):
+    """A service died at start or never became healthy."""
+
+    def __init__(self, message: str, tail: list[str], logfile: Path):
+        self.tail, self.logfile = tail, logfile
+        super().__init__(message)
+
+
+# -- fingerprints of code --------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def recipe(obj: Any) -> str:
+    """A hash of the source file that defines ``obj`` (a module, class or instance)."""
+    target = obj if inspect.ismodule(obj) or inspect.isclass(obj) else type(obj)
+    try:
+        return _file_hash(inspect.getfile(target))
+    except (TypeError, OSError):
+        return ""
+
+
+# -- packages --------------------------------------------------------------------------------
+def missing_packages(packages: list[str]) -> list[str]:
+    """The Debian packages of ``packages`` that are not installed."""
+    if not shutil.which("dpkg-query"):
+        return list(packages)
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
+        capture_output=True, text=True,
+    )
+    installed = {line.split()[0] for line in proc.stdout.splitlines() if line.endswith(" installed")}
+    return [p for p in packages if p not in installed]
+
+
+def packages(names: list[str]) -> Callable[["Context"], None]:
+    def run(ctx: "Context") -> None:
+        missing = missing_packages(names)
+        if not missing:
+            ctx.log("system packages present: " + " ".join(names))
+            return
+        if os.geteuid() != 0:
+            raise StackError(
+                "these Debian packages are missing and only root can install them: "
+                + " ".join(missing)
+                + ". Ask an administrator to run: sudo apt-get install -y " + " ".join(missing)
+                + " (or disable the services that need them)."
+            )
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        ctx.run("apt-get", "update", "-q", env=env, timeout=600)
+        ctx.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing,
+                env=env, timeout=1200)
+    return run
+
+
+# -- clone -----------------------------------------------------------------------------------
+def clone_url(ctx: "Context", project: "Project") -> str:
+    if ctx.settings.bool("MIRROR_FROM_PYPI", False) and project.pypi:
+        return (ctx.settings.data_dir / "mirror" / f"{project.repo}.git").as_uri()
+    return ctx.settings.repo(project.name)
+
+
+def clone(project: "Project") -> Callable[["Context"], dict]:
+    def run(ctx: "Context") -> dict:
+        from stackmagic.git import git_clone
+
+        s = ctx.settings
+        if s.bool("MIRROR_FROM_PYPI", False) and project.pypi:
+            from stackmagic.mirror import mirror_project
+            from stackmagic.release import release_version
+
+            version = release_version(ctx, project.pypi)
+            result = mirror_project(project.pypi, version, Path(project.repo).name,
+                                    s.data_dir / "mirror", cache=s.files / "sdists", log=ctx.log)
+            ctx.log(f"mirror {result.path}: {project.pypi} {version}"
+                    + (" (built)" if result.created else " (present)"))
+        dest = project.source_dir(ctx)
+        ref = s.branch(project.name)
+        res = git_clone(clone_url(ctx, project), dest, ref, reclone=s.reclone, offline=s.offline,
+                        error_on_clone=s.error_on_clone, depth=s.git_depth, name=project.name)
+        ctx.log(f"{res.action} {dest} at {res.ref} ({res.sha[:12]})")
+        return {"sha": res.sha, "action": res.action}
+    return run
+
+
+def clone_inputs(project: "Project") -> Callable[["Context"], dict]:
+    def inputs(ctx: "Context") -> dict:
+        from stackmagic.git import head_sha
+
+        return {"sha": head_sha(project.source_dir(ctx))}
+    return inputs
+
+
+# -- install ---------------------------------------------------------------------------------
+def constraints_file(ctx: "Context") -> Path | None:
+    """UPPER_CONSTRAINTS_FILE, or the file shipped for the release series; None to go without."""
+    s = ctx.settings
+    if s.get("UPPER_CONSTRAINTS_FILE"):
+        return s.path("UPPER_CONSTRAINTS_FILE")
+    if not s.bool("USE_CONSTRAINTS", True):
+        return None
+    from stackmagic.release import shipped_constraints
+
+    return shipped_constraints(ctx)
+
+
+def _edited_constraints(ctx: "Context", source: Path, editable: list[Path]) -> Path:
+    """devstack's edit-constraints: drop the pins of the projects installed from source."""
+    from stackmagic.release import project_name_of
+
+    skip = {project_name_of(p) for p in editable}
+    kept = []
+    for line in source.read_text().splitlines():
+        name = line.split("===")[0].split("==")[0].split(";")[0].strip().lower().replace("_", "-")
+        if name and name in skip:
+            continue
+        kept.append(line)
+    out = ctx.stack_dir / "constraints.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(kept) + "\n")
+    return out
+
+
+def install(projects: list["Project"]) -> Callable[["Context"], None]:
+    def run(ctx: "Context") -> None:
+        created = ctx.venv.ensure()
+        ctx.log(("created" if created else "using") + f" virtual environment {ctx.venv.path}")
+        reqs = sorted({r for p in projects for r in p.install_requirements(ctx)})
+        editable = [e for p in projects for e in p.editable(ctx)]
+        cons = constraints_file(ctx)
+        if cons is not None:
+            cons = _edited_constraints(ctx, cons, editable)
+        if not reqs and not editable:
+            return
+        ctx.venv.install(reqs, editable=editable, constraints=cons,
+                         upgrade=ctx.settings.bool("PIP_UPGRADE", False), log=ctx.log)
+    return run
+
+
+def install_inputs(projects: list["Project"]) -> Callable[["Context"], dict]:
+    def inputs(ctx: "Context") -> dict:
+        from stackmagic.git import head_sha
+
+        cons = constraints_file(ctx)
+        return {
+            "requirements": sorted({r for p in projects for r in p.install_requirements(ctx)}),
+            "sources": {str(e): head_sha(e) for p in projects for e in p.editable(ctx)},
+            "constraints": _file_hash(str(cons)) if cons and cons.exists() else None,
+            "venv": (ctx.venv.python.exists()),
+        }
+    return inputs
+
+
+# -- configure and local.conf merges ----------------------------------------------------------
+def _merges_for(ctx: "Context", files: list[Path], phase: str = "post-config") -> list:
+    wanted = {str(Path(f)) for f in files}
+    return [m for m in ctx.config.merges if m.phase == phase and str(Path(m.file)) in wanted]
+
+
+def apply_merges(ctx: "Context", merges: list) -> None:
+    for m in merges:
+        ini.merge_into(Path(m.file), m.section, m.key, m.value)
+        ctx.log(f"post-config: [{m.section}] {m.key} -> {m.file}")
+
+
+def configure(project: "Project") -> Callable[["Context"], None]:
+    def run(ctx: "Context") -> None:
+        project.configure(ctx)
+        apply_merges(ctx, _merges_for(ctx, project.config_files(ctx)))
+    return run
+
+
+def merge_inputs(project: "Project") -> Callable[["Context"], dict]:
+    def inputs(ctx: "Context") -> dict:
+        return {"merges": [repr(m) for m in _merges_for(ctx, project.config_files(ctx))]}
+    return inputs
+
+
+def orphan_merges(ctx: "Context", projects: list["Project"]) -> list:
+    owned = {str(Path(f)) for p in projects for f in p.config_files(ctx)}
+    return [m for m in ctx.config.merges
+            if m.phase == "post-config" and str(Path(m.file)) not in owned]
+
+
+def post_config(projects: list["Project"]) -> Callable[["Context"], None]:
+    def run(ctx: "Context") -> None:
+        apply_merges(ctx, orphan_merges(ctx, projects))
+    return run
+
+
+def orphan_merge_inputs(projects: list["Project"]) -> Callable[["Context"], dict]:
+    return lambda ctx: {"merges": [repr(m) for m in orphan_merges(ctx, projects)]}
+
+
+# -- start -----------------------------------------------------------------------------------
+def start_inputs(proc: "Process") -> Callable[["Context"], dict]:
+    return lambda ctx: {"argv": proc.argv, "env": sorted(proc.env.items()), "cwd": str(proc.cwd)}
+
+
+def stop_service(ctx: "Context", service: str) -> bool:
+    """Stop a service's process (recorded pid, then its window). True if something was running."""
+    rec = ctx.state.processes.get(service)
+    stopped = ctx.tmux.stop(service)
+    if rec is not None:
+        from stackmagic.tmux import stop_pid
+
+        stopped = stop_pid(rec.pid) or stopped
+        ctx.state.forget_process(service)
+    return stopped
+
+
+def log_path(ctx: "Context", service: str) -> Path:
+    return ctx._settings.logdir / f"{service}.log"
+
+
+def start(project: "Project", proc: "Process") -> Callable[["Context"], dict]:
+    def run(ctx: "Context") -> dict:
+        from stackmagic.tmux import tail
+
+        if stop_service(ctx, proc.service):
+            ctx.log(f"stopped the running {proc.service} to start it anew")
+        if proc.port:
+            host = proc.host or "127.0.0.1"
+            if not ports.port_is_free(host, proc.port):
+                holder = ports.who_listens(proc.port)
+                who = f"pid {holder[0]} ({holder[1][:120]})" if holder else "another process"
+                raise StackError(
+                    f"{proc.service} cannot listen on {host}:{proc.port}: the port is held by {who}. "
+                    f"Stop that process, or choose another port for {proc.service}."
+                )
+        logfile = log_path(ctx, proc.service)
+        pid = ctx.tmux.start(proc.service, [str(a) for a in proc.argv], cwd=proc.cwd,
+                             env=proc.env, logfile=logfile)
+        ctx.state.record_process(ProcessRecord(
+            service=proc.service, project=project.name, pid=pid, window=proc.service,
+            logfile=str(logfile), started=time.time(), endpoint=proc.endpoint, port=proc.port,
+            host=proc.host,
+        ))
+        ctx.log(f"{proc.service} started in tmux window {proc.service!r}, pid {pid}, log {logfile}")
+        if proc.health is None:
+            return {"pid": pid}
+        deadline = time.monotonic() + proc.timeout
+        detail = ""
+        while time.monotonic() < deadline:
+            ctx.check_cancel()
+            if not ctx.tmux.is_running(proc.service):
+                raise ServiceFailed(f"{proc.service} exited during start; last lines of {logfile}:",
+                                    tail(logfile, 20), logfile)
+            ok, detail = proc.health.probe()
+            if ok:
+                ctx.log(f"{proc.service} healthy: {detail}")
+                return {"pid": pid}
+            time.sleep(0.2)
+        raise ServiceFailed(
+            f"{proc.service} did not become healthy within {proc.timeout:.0f} s "
+            f"({proc.health.describe()}: {detail}); last lines of {logfile}:",
+            tail(logfile, 20), logfile)
+    return run
+
+
+# -- credentials -----------------------------------------------------------------------------
+def credentials(ctx: "Context") -> dict:
+    from stackmagic import credentials as creds
+
+    return creds.write(ctx)

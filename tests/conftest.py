@@ -1,0 +1,99 @@
+"""Shared fixtures: real git repos, free ports, an isolated tmux socket, stacks in tmp dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_repo(src: Path, dest: Path) -> Path:
+    """Copy ``src`` to ``dest`` and make it a git repo with one commit (real git, via GitPython)."""
+    import git
+
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    repo = git.Repo.init(dest, initial_branch="master")
+    repo.git.add(A=True)
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "stackmagic tests")
+        cw.set_value("user", "email", "tests@example.invalid")
+    repo.index.commit("echo plugin")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def echo_repo(tmp_path_factory) -> Path:
+    """A git repo holding the echo plugin (a tiny HTTP service package and its stackmagic plugin)."""
+    return make_repo(FIXTURES / "echo-plugin", tmp_path_factory.mktemp("repos") / "echo-plugin")
+
+
+class StackDir:
+    """A stack in a tmp dir: its localrc, its own tmux socket and port; torn down after the test."""
+
+    def __init__(self, root: Path, plugin_url: str, uv_cache: Path):
+        self.root = root
+        self.port = free_port()
+        self.socket = f"stackmagic-test-{uuid.uuid4().hex[:8]}"
+        self.plugin_url = plugin_url
+        self.extra: dict[str, str] = {}
+        self.localrc = root / "localrc"
+        self.env = {"UV_CACHE_DIR": str(uv_cache)}
+        self.write()
+
+    def write(self, **extra: str) -> Path:
+        self.extra.update(extra)
+        lines = [
+            f"DEST={self.root}/dest",
+            f"DATA_DIR={self.root}/data",
+            f"LOGDIR={self.root}/logs",
+            f"TMUX_SOCKET={self.socket}",
+            "USE_CONSTRAINTS=False",
+            "disable_all_services",
+            f"enable_plugin echo {self.plugin_url}",
+            "enable_service echo-api",
+            f"ECHO_PORT={self.port}",
+            *(f"{k}={v}" for k, v in self.extra.items()),
+        ]
+        self.localrc.write_text("\n".join(lines) + "\n")
+        return self.localrc
+
+    def config(self):
+        from stackmagic.config import load_config
+
+        return load_config(self.localrc)
+
+    def engine(self, **kwargs):
+        from stackmagic.engine import Engine
+
+        return Engine(self.config(), **kwargs)
+
+    def teardown(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        Path(f"/tmp/tmux-{os.getuid()}/{self.socket}").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def stack_dir(tmp_path, echo_repo, tmp_path_factory, monkeypatch):
+    uv_cache = Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
+    sd = StackDir(tmp_path, echo_repo.as_uri(), uv_cache)
+    yield sd
+    try:
+        engine = sd.engine()
+        engine.unstack()
+    except Exception:  # noqa: BLE001 - best effort; the kill-server below is the backstop
+        pass
+    sd.teardown()

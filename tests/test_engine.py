@@ -1,0 +1,182 @@
+"""End-to-end tests of the engine with the echo plugin: real git, venv, tmux, HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from stackmagic import events as ev
+from stackmagic.engine import StepError
+from stackmagic.process_info import alive
+from stackmagic.state import Lock, LockedError
+
+
+def get(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def ran(summary) -> list[str]:
+    return [r.step for r in summary.ran]
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_cold_stack_then_nothing_to_do_then_restart_after_kill(stack_dir):
+    events: list = []
+    summary = stack_dir.engine(on_event=events.append).stack()
+    # the plugin is cloned before the plan is made (it defines the plan's projects)
+    assert ran(summary) == ["install", "configure echo", "init echo", "start echo-api"]
+    assert any(isinstance(e, ev.Message) and e.text.startswith("plugin echo: cloned") for e in events)
+    assert get(stack_dir.port)["message"] == "hello"
+    assert (stack_dir.root / "dest" / "echo" / ".git").is_dir()          # the plugin was cloned
+    status = {s.service: s for s in summary.services}
+    assert status["echo-api"].healthy and status["echo-api"].pid
+    assert any(isinstance(e, ev.StepFinished) and e.step == "start echo-api" for e in events)
+    # the service runs in a tmux window named after it, in session "stack", on our own socket
+    windows = subprocess.run(["tmux", "-L", stack_dir.socket, "list-windows", "-t", "stack", "-F",
+                              "#{window_name}"], capture_output=True, text=True).stdout.split()
+    assert windows == ["echo-api"]
+    log = stack_dir.root / "logs" / "echo-api.log"
+    assert wait_until(lambda: "listening on" in log.read_text())
+
+    # warm: nothing changed, nothing runs
+    again = stack_dir.engine().stack()
+    assert ran(again) == []
+    assert len(again.skipped) == 4
+
+    # SIGKILL the service: status says down, stack restarts only it, with its data intact
+    pid = status["echo-api"].pid
+    data_before = get(stack_dir.port)["data"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not alive(pid))
+    down = {s.service: s for s in stack_dir.engine().status()}
+    assert not down["echo-api"].running and not down["echo-api"].healthy
+    restarted = stack_dir.engine().stack()
+    assert ran(restarted) == ["start echo-api"]
+    assert get(stack_dir.port)["data"] == data_before
+    assert get(stack_dir.port)["pid"] != pid
+
+    # unstack: no process, no tmux session left
+    new_pid = {s.service: s for s in restarted.services}["echo-api"].pid
+    stopped = stack_dir.engine().unstack()
+    assert stopped == ["echo-api"]
+    assert not alive(new_pid)
+    has = subprocess.run(["tmux", "-L", stack_dir.socket, "has-session", "-t", "stack"], capture_output=True)
+    assert has.returncode != 0
+
+
+def test_changed_setting_reruns_exactly_the_steps_that_read_it(stack_dir):
+    stack_dir.engine().stack()
+    stack_dir.write(ECHO_MESSAGE="bonjour")
+    summary = stack_dir.engine().stack()
+    # configure read ECHO_MESSAGE; init and start depend on configure; clone and install did not change
+    assert ran(summary) == ["configure echo", "init echo", "start echo-api"]
+    reasons = {r.step: r.reason for r in summary.results}
+    assert reasons["configure echo"] == "setting ECHO_MESSAGE changed"
+    assert reasons["init echo"] == "'configure echo' re-ran"
+    assert reasons["install"] == "already done"
+    assert get(stack_dir.port)["message"] == "bonjour"
+
+
+def test_failed_step_resumes_from_there(stack_dir):
+    stack_dir.write(ECHO_FAIL_INIT="True")
+    failures: list = []
+    with pytest.raises(StepError) as info:
+        stack_dir.engine(on_event=failures.append).stack()
+    message = str(info.value)
+    assert "step 'init echo' failed" in message
+    assert "init refused" in message                      # the tail of the step's log
+    assert "run stack again" in message
+    assert [e.step for e in failures if isinstance(e, ev.StepFailed)] == ["init echo"]
+    # fix it: the re-run repeats only the failed step and what follows
+    stack_dir.extra.pop("ECHO_FAIL_INIT")
+    stack_dir.write()
+    summary = stack_dir.engine().stack()
+    assert ran(summary) == ["init echo", "start echo-api"]
+    assert {r.step for r in summary.skipped} == {"install", "configure echo"}
+
+
+def test_port_in_use_names_the_port_and_who_holds_it(stack_dir):
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", stack_dir.port))
+        holder.listen()
+        with pytest.raises(StepError) as info:
+            stack_dir.engine().stack()
+    message = str(info.value)
+    assert f"127.0.0.1:{stack_dir.port}" in message
+    assert f"pid {os.getpid()}" in message
+    # everything before the start stays done
+    summary = stack_dir.engine().stack()
+    assert ran(summary) == ["start echo-api"]
+
+
+def test_a_second_stack_at_the_same_time_is_refused(stack_dir):
+    engine = stack_dir.engine()
+    with Lock(engine.stack_dir, "stack"):
+        with pytest.raises(LockedError) as info:
+            stack_dir.engine().stack()
+    assert "another stackmagic command is running" in str(info.value)
+    assert f"pid {os.getpid()}" in str(info.value)
+
+
+def test_clone_through_insteadof_rewrite(stack_dir, echo_repo, tmp_path, monkeypatch):
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f'[url "{echo_repo.parent.as_uri()}/"]\n\tinsteadOf = https://git.example.invalid/\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    stack_dir.plugin_url = "https://git.example.invalid/echo-plugin"
+    stack_dir.write()
+    summary = stack_dir.engine().stack()
+    assert "start echo-api" in ran(summary)
+    import git
+
+    assert git.Repo(stack_dir.root / "dest" / "echo").remotes.origin.url == "https://git.example.invalid/echo-plugin"
+
+
+def test_clean_keeps_source_and_venv_but_removes_data_and_logs(stack_dir):
+    stack_dir.engine().stack()
+    data = stack_dir.root / "data" / "echo" / "data.json"
+    assert data.exists()
+    stack_dir.engine().clean()
+    assert not data.exists()
+    assert not (stack_dir.root / "logs").exists()
+    assert (stack_dir.root / "dest" / "echo" / ".git").is_dir()
+    assert (stack_dir.root / "data" / "venv").is_dir()
+    summary = stack_dir.engine().stack()
+    assert set(ran(summary)) == {"configure echo", "init echo", "start echo-api"}
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_stack_continues(stack_dir):
+    stack_dir.write(ECHO_INIT_SLEEP="30")
+    cli = [sys.executable, "-m", "stackmagic.cli.__main__", "stack", "--config", str(stack_dir.localrc)]
+    proc = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "XDG_STATE_HOME": str(stack_dir.root / "xdg")})
+    step_log = stack_dir.root / "logs" / "stack" / "init-echo.log"
+    assert wait_until(lambda: step_log.exists() and "slow init" in step_log.read_text(), timeout=120)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    # the sleep's process group was stopped too
+    assert "sleep 30" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    stack_dir.extra.pop("ECHO_INIT_SLEEP")
+    stack_dir.write()
+    summary = stack_dir.engine().stack()
+    assert ran(summary) == ["init echo", "start echo-api"]
