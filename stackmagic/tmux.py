@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,14 +37,15 @@ _POLL = 0.05
 _KILL_GRACE = 5.0
 _BLOCK = 64 * 1024
 
-# The pane's process: $1 log file, $2 header line, then the service's argv. It leads the process
-# group, runs the service in the foreground (so Ctrl-C in the pane reaches it) and outlives it
-# until tee has passed the service's last words to the pane and the log; then it exits with the
-# service's status. tee ignores the signals that stop the service; it ends when its input closes.
+# The pane's process: $1 log file, $2 header line (for the pane: start() wrote it to the log), then
+# the service's argv. It leads the process group, runs the service in the foreground (so Ctrl-C in
+# the pane reaches it) and outlives it until tee has passed the service's last words to the pane
+# and the log; then it exits with the service's status. tee ignores the signals that stop the
+# service; it ends when its input closes.
 _LAUNCHER = """
 log=$1; header=$2; shift 2
 trap : HUP INT TERM
-printf '%s\\n' "$header" | tee -a -- "$log"
+printf '%s\\n' "$header"
 "$@" 2>&1 | (trap '' HUP INT TERM; exec tee -a -- "$log")
 exit "${PIPESTATUS[0]}"
 """
@@ -51,6 +53,9 @@ exit "${PIPESTATUS[0]}"
 
 class TmuxError(StackError):
     """A service cannot be started or found in tmux as asked."""
+
+
+_SPAWN_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -94,8 +99,9 @@ class Tmux:
                 )
             self.stop(name)
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        logfile.touch()
         header = f"--- {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z} start {name}: {shlex.join(argv)}"
+        with logfile.open("a") as log:
+            log.write(header + "\n")
         return self._spawn(name, argv, cwd, full_env, logfile, header)
 
     def pid(self, name: str) -> int | None:
@@ -149,10 +155,11 @@ class Tmux:
         command = ["--", "/bin/bash", "-c", _LAUNCHER, f"stackmagic-{name}", str(logfile), header, *argv]
         # remain-on-exit is set in the same tmux command list, before a quick exit could close it.
         remain = [";", "set-option", "-w", "-t", f"={self.session}:={name}", "remain-on-exit", "on"]
-        if self.exists():
-            out = self._cmd("new-window", "-t", f"={self.session}:", *common, *command, *remain)
-        else:
-            out = self._cmd("new-session", "-s", self.session, *common, *command, *remain)
+        with _SPAWN_LOCK:  # the engine starts services from several threads at once
+            if self.exists():
+                out = self._cmd("new-window", "-t", f"={self.session}:", *common, *command, *remain)
+            else:
+                out = self._cmd("new-session", "-s", self.session, *common, *command, *remain)
         return int(out[0])
 
     def _windows(self) -> list[_Window]:

@@ -26,7 +26,8 @@ def _wheel(directory, payload):
     files = dict(payload)
     meta = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n"
     files[f"{{DIST}}.dist-info/METADATA"] = (meta + "".join(f"Requires-Dist: {{d}}\\n" for d in DEPENDS)).encode()
-    files[f"{{DIST}}.dist-info/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    wheel = "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    files[f"{{DIST}}.dist-info/WHEEL"] = wheel.encode()
     files[f"{{DIST}}.dist-info/entry_points.txt"] = f"[console_scripts]\\n{{NAME}}-hello = {{NAME}}:main\\n".encode()
     record = []
     for path, data in files.items():

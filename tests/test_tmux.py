@@ -283,6 +283,7 @@ def test_follow_yields_only_new_lines(tmp_path: Path) -> None:
 def test_follow_sees_lines_written_by_a_service(tmux: Tmux, tmp_path: Path, logdir: Path) -> None:
     log = logdir / "talk.log"
     lines = follow(log, 2.0)
-    tmux.start("talk", ["bash", "-c", "for i in 1 2 3; do echo n$i; done; sleep 300"], cwd=tmp_path, env=ENV, logfile=log)
+    script = "for i in 1 2 3; do echo n$i; done; sleep 300"
+    tmux.start("talk", ["bash", "-c", script], cwd=tmp_path, env=ENV, logfile=log)
     got = list(lines)
     assert got[0].startswith("--- ") and got[1:] == ["n1", "n2", "n3"]
