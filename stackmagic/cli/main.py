@@ -7,7 +7,7 @@ import sys
 
 from stackmagic.errors import StackError
 
-VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs")
+VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
