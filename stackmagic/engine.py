@@ -155,11 +155,12 @@ class Engine:
             return True, "not done yet"
         if step.always:
             return True, "RECLONE is set" if step.phase == "clone" else "runs every time"
-        changed_deps = [d for d in step.deps if d in rerun]
+        key_deps = step.deps if step.key_deps is None else step.key_deps
+        changed_deps = [d for d in key_deps if d in rerun]
         reads = self._current_reads(rec.reads)
         changed = sorted(n for n in rec.reads if reads[n] != rec.reads[n])
         inputs = self.ctx.for_step(step)
-        key = self._fingerprint(step, reads, _h(step.inputs(inputs)), [keys[d] for d in step.deps])
+        key = self._fingerprint(step, reads, _h(step.inputs(inputs)), [keys[d] for d in key_deps])
         if key != rec.key:
             if changed:
                 return True, "setting " + ", ".join(changed) + " changed"
@@ -227,7 +228,8 @@ class Engine:
                             self._emit(ev.StepSkipped(step.id, step.phase, step.project, why))
                             continue
                         self._emit(ev.StepStarted(step.id, step.phase, step.project, why))
-                        fut = pool.submit(self._execute, step, [keys[d] for d in step.deps])
+                        key_deps = step.deps if step.key_deps is None else step.key_deps
+                        fut = pool.submit(self._execute, step, [keys[d] for d in key_deps])
                         running[fut] = (step, time.monotonic(), why)
                 if not running:
                     break

@@ -1,7 +1,8 @@
 """Run INSIDE the stack's venv (it needs openstacksdk): apply identity operations from stdin.
 
 stdin: JSON {"auth": {...}, "ops": [...]} — passwords travel on stdin, never on a command line.
-Each op is get-or-create, so running it again changes nothing. Prints one line per op.
+Each op is get-or-create, so running it again changes nothing. What exists is listed once at the
+start (a handful of calls), so each op costs at most one request. Prints one line per op.
 This file is executed by path with the venv's python; it imports nothing from stackmagic.
 """
 
@@ -15,76 +16,69 @@ def main() -> None:
     spec = json.load(sys.stdin)
     conn = openstack.connect(**spec["auth"])
     idn = conn.identity
-    cache: dict = {}
+    domains = {d.name.lower(): d.id for d in idn.domains()}
+    projects = {(p.name, p.domain_id): p.id for p in idn.projects()}
+    roles = {r.name: r.id for r in idn.roles()}
+    users = {(u.name, u.domain_id): u.id for u in idn.users()}
+    groups = {(g.name, g.domain_id): g.id for g in idn.groups()}
+    services = {(s.name, s.type): s.id for s in idn.services()}
+    endpoints = {(e.service_id, e.interface, e.region_id): e for e in idn.endpoints()}
 
-    def find(kind: str, name: str, **kw):
-        key = (kind, name, tuple(sorted(kw.items())))
-        if key not in cache:
-            finder = getattr(idn, f"find_{kind}")
-            cache[key] = finder(name, ignore_missing=True, **kw)
-        return cache[key]
-
-    def domain_id(name: str) -> str:
-        return find("domain", name).id if name.lower() != "default" else "default"
+    def dom(name: str) -> str:
+        return domains[name.lower()] if name.lower() in domains else name
 
     for op in spec["ops"]:
         kind = op["op"]
+        d = dom(op.get("domain", "default")) if kind in ("project", "user", "group") else None
         if kind == "domain":
-            if not find("domain", op["name"]):
-                cache[("domain", op["name"], ())] = idn.create_domain(name=op["name"])
+            if op["name"].lower() not in domains:
+                domains[op["name"].lower()] = idn.create_domain(name=op["name"]).id
         elif kind == "project":
-            dom = domain_id(op.get("domain", "default"))
-            if not find("project", op["name"], domain_id=dom):
-                cache[("project", op["name"], (("domain_id", dom),))] = idn.create_project(
-                    name=op["name"], domain_id=dom)
+            if (op["name"], d) not in projects:
+                projects[(op["name"], d)] = idn.create_project(name=op["name"], domain_id=d).id
         elif kind == "role":
-            if not find("role", op["name"]):
-                cache[("role", op["name"], ())] = idn.create_role(name=op["name"])
+            if op["name"] not in roles:
+                roles[op["name"]] = idn.create_role(name=op["name"]).id
         elif kind == "group":
-            dom = domain_id(op.get("domain", "default"))
-            if not find("group", op["name"], domain_id=dom):
-                cache[("group", op["name"], (("domain_id", dom),))] = idn.create_group(
-                    name=op["name"], domain_id=dom, description=op.get("description", ""))
+            if (op["name"], d) not in groups:
+                groups[(op["name"], d)] = idn.create_group(
+                    name=op["name"], domain_id=d, description=op.get("description", "")).id
         elif kind == "user":
-            dom = domain_id(op.get("domain", "default"))
-            user = find("user", op["name"], domain_id=dom)
-            if not user:
-                cache[("user", op["name"], (("domain_id", dom),))] = idn.create_user(
-                    name=op["name"], password=op["password"], domain_id=dom, email=op.get("email"))
-            else:
-                idn.update_user(user, password=op["password"])
+            if (op["name"], d) not in users:
+                users[(op["name"], d)] = idn.create_user(
+                    name=op["name"], password=op["password"], domain_id=d, email=op.get("email")).id
+            elif op.get("reset_password", True):
+                idn.update_user(users[(op["name"], d)], password=op["password"])
         elif kind == "grant":
-            role = find("role", op["role"])
-            dom = domain_id(op.get("actor_domain", "default"))
-            actor = find("user", op["user"], domain_id=dom) if "user" in op else find("group", op["group"], domain_id=dom)
+            role = roles[op["role"]]
+            actor_dom = dom(op.get("actor_domain", "default"))
+            if "user" in op:
+                actor, path = users[(op["user"], actor_dom)], "users"
+            else:
+                actor, path = groups[(op["group"], actor_dom)], "groups"
             if "project" in op:
-                target = find("project", op["project"], domain_id=domain_id(op.get("project_domain", "default")))
-                if "user" in op:
-                    idn.assign_project_role_to_user(target, actor, role)
-                else:
-                    idn.assign_project_role_to_group(target, actor, role)
+                target = "projects/" + projects[(op["project"], dom(op.get("project_domain", "default")))]
             elif "domain" in op:
-                target = idn.get_domain(domain_id(op["domain"]))
-                if "user" in op:
-                    idn.assign_domain_role_to_user(target, actor, role)
-                else:
-                    idn.assign_domain_role_to_group(target, actor, role)
+                target = "domains/" + dom(op["domain"])
             else:
-                idn.assign_system_role_to_user(actor, role, op.get("system", "all"))
+                target = "system"
+            url = f"/{target}/{path}/{actor}/roles/{role}"
+            resp = idn.put(url)
+            if resp.status_code >= 400:
+                raise SystemExit(f"grant {op} failed: HTTP {resp.status_code} {resp.text[:200]}")
         elif kind == "service":
-            found = [s for s in idn.services() if s.type == op["type"] and s.name == op["name"]]
-            if not found:
-                idn.create_service(name=op["name"], type=op["type"], description=op.get("description", ""))
+            if (op["name"], op["type"]) not in services:
+                services[(op["name"], op["type"])] = idn.create_service(
+                    name=op["name"], type=op["type"], description=op.get("description", "")).id
         elif kind == "endpoint":
-            service = [s for s in idn.services() if s.name == op["service"]][0]
-            existing = [e for e in idn.endpoints(service_id=service.id, interface=op["interface"])
-                        if e.region_id == op["region"]]
-            if existing:
-                if existing[0].url != op["url"]:
-                    idn.update_endpoint(existing[0], url=op["url"])
+            service = next(sid for (name, _), sid in services.items() if name == op["service"])
+            key = (service, op["interface"], op["region"])
+            if key in endpoints:
+                if endpoints[key].url != op["url"]:
+                    idn.update_endpoint(endpoints[key], url=op["url"])
             else:
-                idn.create_endpoint(service_id=service.id, interface=op["interface"], url=op["url"],
-                                    region_id=op["region"])
+                endpoints[key] = idn.create_endpoint(service_id=service, interface=op["interface"],
+                                                     url=op["url"], region_id=op["region"])
         else:
             raise SystemExit(f"unknown identity op {kind!r}")
         shown = {k: v for k, v in op.items() if k != "password"}

@@ -29,7 +29,8 @@ class Step:
     phase: str
     project: str
     run: Callable[["Context"], dict[str, Any] | None]
-    deps: list[str] = field(default_factory=list)
+    deps: list[str] = field(default_factory=list)      # what must be done first
+    key_deps: list[str] | None = None                  # whose results it uses (None: all deps)
     inputs: Callable[["Context"], dict[str, Any]] = lambda ctx: {}
     recipe: str = ""                        # hash of the code that does the step
     always: bool = False                    # run even when nothing changed (RECLONE)
@@ -46,6 +47,8 @@ class Plan:
     def __post_init__(self) -> None:
         self.by_id = {s.id: s for s in self.steps}
         for step in self.steps:
+            if step.key_deps is not None and not set(step.key_deps) <= set(step.deps):
+                raise ValueError(f"step {step.id!r}: key_deps must be among its deps")
             missing = [d for d in step.deps if d not in self.by_id]
             if missing:
                 raise ValueError(f"step {step.id!r} depends on unknown steps {missing}")
@@ -102,25 +105,32 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
     databases = [p.name for p in projects if getattr(p, "is_database", False)]
     for p in projects:                          # catalog order: infrastructure first
         last = "install"
+        source = [f"clone {p.name}"] if p.repo else []     # its code, not everything installed
         if p.overrides("configure") or p.config_files(ctx):
             sid = f"configure {p.name}"
-            add(Step(sid, "configure", p.name, S.configure(p), deps=[last],
+            add(Step(sid, "configure", p.name, S.configure(p), deps=[last, *source], key_deps=source,
                      inputs=S.merge_inputs(p), recipe=S.recipe(p), owner=p))
             last = sid
         if p.overrides("init"):
             sid = f"init {p.name}"
-            deps = [last]
+            deps = [last, *source]
+            key = [last if last != "install" else None, *source]
             if p.uses_database:
                 deps += [s for db in databases for s in started.get(db, []) or [ready[db]]]
-            add(Step(sid, "init", p.name, p.init, deps=deps, recipe=S.recipe(p), owner=p))
+                key += [ready[db] for db in databases if ready[db] != "install"]
+                deps += [k for k in key if k]
+            add(Step(sid, "init", p.name, p.init, deps=_unique(deps), key_deps=_unique(k for k in key if k),
+                     recipe=S.recipe(p), owner=p))
             last = sid
         ready[p.name] = last
         after = [sid for dep in p.start_after if dep in names for sid in started.get(dep, [])]
         ids = []
         for proc in p.processes(ctx):
             sid = f"start {proc.service}"
-            add(Step(sid, "start", p.name, S.start(p, proc), deps=[last, *after],
-                     inputs=S.start_inputs(proc), recipe=S.recipe(p), process=proc, owner=p))
+            # restart when its config, its data setup or anything installed changed
+            add(Step(sid, "start", p.name, S.start(p, proc), deps=_unique([last, "install", *after]),
+                     key_deps=_unique([last, "install"]), inputs=S.start_inputs(proc),
+                     recipe=S.recipe(p), process=proc, owner=p))
             ids.append(sid)
         started[p.name] = ids
 
@@ -132,13 +142,18 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
             deps = list(keystone_up) if p.uses_keystone else list(started.get(p.name, []))
             if p.name != "keystone" and "keystone" in accounts:
                 deps.append(accounts["keystone"])
-            add(Step(sid, "accounts", p.name, p.accounts, deps=deps or [ready[p.name]],
+            deps = deps or [ready[p.name]]
+            # accounts live in Keystone's database: redo them when that was made anew
+            key = [d for d in ("init keystone",) if d in {st.id for st in plan}]
+            add(Step(sid, "accounts", p.name, p.accounts, deps=_unique(deps + key), key_deps=key,
                      recipe=S.recipe(p), owner=p))
             accounts[p.name] = sid
     for p in projects:
         if p.overrides("data"):
             deps = started.get(p.name, []) + ([accounts[p.name]] if p.name in accounts else [])
-            add(Step(f"data {p.name}", "data", p.name, p.data, deps=deps or [ready[p.name]],
+            deps = deps or [ready[p.name]]
+            key = [ready[p.name]] if ready[p.name] != "install" else []
+            add(Step(f"data {p.name}", "data", p.name, p.data, deps=_unique(deps + key), key_deps=key,
                      recipe=S.recipe(p), owner=p))
 
     everything = [s.id for s in plan]
@@ -147,7 +162,7 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
                  inputs=S.orphan_merge_inputs(projects), recipe=S.recipe(S)))
     if "keystone" in accounts:
         add(Step("credentials", "credentials", "stack", S.credentials, deps=list(accounts.values()),
-                 recipe=S.recipe(S)))
+                 key_deps=[], recipe=S.recipe(S)))
     everything = [s.id for s in plan]
     for phase, method in (("extra", "extra"), ("test-config", "test_config")):
         for p in projects:
@@ -157,3 +172,6 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
         everything = [s.id for s in plan]
     return Plan(plan, projects, unsupported or [])
 
+
+def _unique(items) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -20,6 +20,7 @@ __all__ = ["BUILTIN", "Process", "Project", "builtin_projects", "enabled_project
 #: module:Class of every project stackmagic can run, in start order.
 BUILTIN: tuple[str, ...] = (
     "stackmagic.catalog.database:Database",
+    "stackmagic.catalog.memcached:Memcached",
     "stackmagic.catalog.keystone:Keystone",
     "stackmagic.catalog.glance:Glance",
     "stackmagic.catalog.placement:Placement",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from stackmagic import identity
+from stackmagic.catalog import memcached
 from stackmagic.catalog.base import Process, Project
 from stackmagic.catalog.database import Database
 from stackmagic.catalog.wsgi import gunicorn, shim
@@ -30,6 +31,7 @@ class Keystone(Project):
     pypi = "keystone"
     requirements = ("gunicorn", "openstacksdk", "python-openstackclient")
     uses_database = True
+    start_after = ("memcached",)
 
     def conf(self, ctx: "Context") -> Path:
         return ctx.settings.path("KEYSTONE_CONF")
@@ -54,7 +56,11 @@ class Keystone(Project):
         ctx.iniset(conf, "token", "provider", "fernet")
         ctx.iniset(conf, "fernet_tokens", "key_repository", f"{confdir}/fernet-keys/")
         ctx.iniset(conf, "credential", "key_repository", f"{confdir}/credential-keys/")
-        ctx.iniset(conf, "cache", "enabled", "false")
+        cache = memcached.servers(ctx)
+        ctx.iniset(conf, "cache", "enabled", cache is not None)
+        if cache:
+            ctx.iniset(conf, "cache", "backend", "dogpile.cache.pymemcache")
+            ctx.iniset(conf, "cache", "memcache_servers", cache)
         ctx.iniset(conf, "oslo_policy", "enforce_scope", s.bool("KEYSTONE_ENFORCE_SCOPE", True))
         ctx.iniset(conf, "oslo_policy", "enforce_new_defaults", s.bool("KEYSTONE_ENFORCE_SCOPE", True))
         shim(ctx, "keystone", APP)
@@ -134,3 +140,6 @@ def authtoken(ctx: "Context", conf: Path, user: str, section: str = "keystone_au
         ("region_name", s.region_name), ("service_token_roles_required", "true"),
     ):
         ctx.iniset(conf, section, key, value)
+    cache = memcached.servers(ctx)
+    if cache:
+        ctx.iniset(conf, section, "memcached_servers", cache)

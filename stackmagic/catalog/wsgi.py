@@ -38,10 +38,14 @@ def gunicorn(ctx: "Context", service: str, project: str, app: str, port: int, *,
     s = ctx.settings
     listen = s.get("SERVICE_LISTEN_ADDRESS") or s.service_host
     module = f"wsgi_{project}"
+    if workers is None:
+        # SQLite serialises writers and refuses a second one outright when a transaction upgrades
+        # ("database is locked"): one worker per SQLite-backed API; API_WORKERS otherwise.
+        workers = 1 if s.database_type == "sqlite" else s.api_workers
     argv = [
         str(ctx.venv.bin("gunicorn")), f"{module}:application",
         "--bind", f"{listen}:{port}",
-        "--workers", str(workers or s.api_workers),
+        "--workers", str(workers),
         "--threads", "1",
         "--timeout", "120",
         "--name", service,
