@@ -116,6 +116,25 @@ def plan_report(config: str | os.PathLike | None = None, *, sample: str | None =
     }
 
 
+def config_report(cfg) -> dict[str, Any]:
+    """What an evaluated configuration enables and sets, as plain data with passwords masked
+    (the same keys as :func:`plan_report`, without ``errors``)."""
+    return {
+        "source": str(cfg.source) if cfg.source else None,
+        "enabled": list(cfg.enabled),
+        "disabled": list(cfg.disabled),
+        "plugins": [{"name": p.name, "url": p.url, "ref": p.ref} for p in cfg.plugins],
+        "settings": cfg.settings.masked(),
+        "merges": [
+            {"phase": m.phase, "file": str(m.file), "section": m.section, "key": m.key,
+             "value": _mask_merge(m.key, m.value)}
+            for m in cfg.merges
+        ],
+        "services": describe_services(cfg),
+        "warnings": list(cfg.warnings),
+    }
+
+
 def _mask_merge(key: str, value):
     from stackmagic.config.settings import MASK, is_secret
 
@@ -124,4 +143,4 @@ def _mask_merge(key: str, value):
     return value
 
 
-__all__ = ["StackError", "describe_services", "engine", "find_config", "load", "plan_report", "remember"]
+__all__ = ["StackError", "config_report", "describe_services", "engine", "find_config", "load", "plan_report", "remember"]

@@ -7,7 +7,7 @@ import sys
 
 from stackmagic.errors import StackError
 
-VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs", "verify")
+VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs", "verify", "kernel")
 
 
 def build_parser() -> argparse.ArgumentParser:

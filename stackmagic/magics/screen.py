@@ -1,0 +1,78 @@
+"""``%screen_tail`` and ``%screen``: service logs (from the log files) and the tmux windows."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from stackmagic.errors import StackError
+from stackmagic.magics.render import MagicError, html_table, pre, text_table
+
+
+class LogTail:
+    """The last lines of a service's log; ``.lines`` is the list, ``.note`` a remark (or "")."""
+
+    def __init__(self, service: str, path: Path, lines: list[str], note: str = ""):
+        self.service, self.path, self.lines, self.note = service, path, lines, note
+
+    def __repr__(self) -> str:
+        head = f"# {self.service}: {self.path}" + (f"\n# {self.note}" if self.note else "")
+        return "\n".join([head, *self.lines])
+
+    def _repr_html_(self) -> str:
+        note = f'<p style="color:#b58900">{html.escape(self.note)}</p>' if self.note else ""
+        return f"<b>{html.escape(self.service)}</b> <code>{html.escape(str(self.path))}</code>{note}" + pre(self.lines)
+
+
+class Windows(list):
+    """The tmux windows of session ``stack``: a list of (window, pid) pairs."""
+
+    def __init__(self, rows: list[tuple[str, int | None]], session: str, socket: str | None):
+        super().__init__(rows)
+        self.attach = f"tmux {'-L ' + socket + ' ' if socket else ''}attach -t {session}"
+
+    def __repr__(self) -> str:
+        if not self:
+            return "no tmux windows: nothing is running (run %stack)"
+        return text_table(("window", "pid"), [(w, p or "-") for w, p in self]) + f"\n(attach: {self.attach})"
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<p>no tmux windows: nothing is running (run <code>%stack</code>)</p>"
+        return html_table(("window", "pid"), [(w, p or "-") for w, p in self]) + \
+            f"<p>attach: <code>{html.escape(self.attach)}</code></p>"
+
+
+def _listing(engine) -> str:
+    running = [name for name in engine.tmux.windows() if engine.tmux.is_running(name)]
+    return f"running: {', '.join(running)}" if running else "nothing is running (run %stack)"
+
+
+def tail(engine, service: str, n: int, grep: str | None) -> LogTail:
+    """The last ``n`` lines (matching ``grep``) of ``service``'s log file."""
+    try:
+        path = engine.logfile(service)
+        lines = engine.logs(service, n, grep)
+    except StackError as err:
+        raise MagicError(f"{err}\n{_listing(engine)}") from None
+    note = "" if engine.tmux.is_running(service) else f"{service} is not running; {_listing(engine)}"
+    return LogTail(service, path, lines, note)
+
+
+def follow(engine, service: str, seconds: float, grep: str | None):
+    """Yield the lines appended to ``service``'s log during ``seconds`` (those matching ``grep``)."""
+    import re
+
+    from stackmagic.tmux import follow as follow_file
+
+    pattern = re.compile(grep) if grep else None
+    for line in follow_file(engine.logfile(service), seconds):
+        if pattern is None or pattern.search(line):
+            yield line
+
+
+def windows(engine) -> Windows:
+    """Every window of the tmux session with the pid of its process."""
+    tmux = engine.tmux
+    names = tmux.windows() if tmux.exists() else []
+    return Windows([(name, tmux.pid(name)) for name in names], tmux.session, tmux.server.socket_name)

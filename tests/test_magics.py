@@ -1,0 +1,172 @@
+"""The magics in a real IPython InteractiveShell, against the echo fixture service in tmux."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import urllib.request
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from stackmagic.magics import MagicError, StackMagics
+from stackmagic.process_info import alive
+
+SECRET = "nb-Secret-4711"
+
+
+@pytest.fixture
+def shell(tmp_path, monkeypatch):
+    """The InteractiveShell singleton with a fresh StackMagics; cwd and state dir in tmp."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    sh = InteractiveShell.instance()
+    sh.register_magics(StackMagics(sh))
+    sh.run_line_magic("config", "StackMagics.progress = 'auto'")
+    yield sh
+    sh.run_line_magic("config", "StackMagics.progress = 'auto'")
+
+
+def run(sh: InteractiveShell, cell: str):
+    """Run ``cell``; return (result, stdout, every display's text and html)."""
+    with capture_output() as cap:
+        result = sh.run_cell(cell)
+    shown = [o.data.get("text/plain", "") + o.data.get("text/html", "") for o in cap.outputs]
+    if result.result is not None:
+        shown.append(repr(result.result) + (getattr(result.result, "_repr_html_", lambda: "")() or ""))
+    return result, cap.stdout, shown, cap.outputs
+
+
+def localrc_cell(stack_dir, *extra: str) -> str:
+    return "%%localrc\n" + stack_dir.localrc.read_text() + "\n".join([f"ADMIN_PASSWORD={SECRET}", *extra]) + "\n"
+
+
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_localrc_cell_shows_services_changes_and_warnings_with_passwords_masked(shell, tmp_path):
+    result, out, shown, _ = run(shell, f"%%localrc\ndisable_all_services\nenable_service key n-net\n"
+                                       f"ADMIN_PASSWORD={SECRET}\nMY_COPY=$ADMIN_PASSWORD\n")
+    assert result.success
+    report = result.result
+    text = repr(report)
+    assert "keystone" in text and "key" in text
+    assert "ENABLED_SERVICES" in text and "key,n-net" in text          # what changed vs. the defaults
+    assert "n-net (retired)" in text and "line 2" in text
+    assert "********" in text
+    assert (tmp_path / "localrc").read_text().startswith("disable_all_services")
+    # %localrc alone shows the current file, masked
+    again, _, shown_again, _ = run(shell, "%localrc")
+    assert "ADMIN_PASSWORD=********" in repr(again.result)
+    assert all(SECRET not in s for s in shown + shown_again + [out])
+
+
+def test_localrc_error_names_the_line_of_the_cell_without_a_traceback(shell):
+    result, out, _, _ = run(shell, "%%localrc\ndisable_all_services\n\nenable_service kye\n")
+    assert not result.success
+    assert isinstance(result.error_in_exec, MagicError)
+    assert "line 3 of the cell: unknown service 'kye'; did you mean: key?" in out
+    assert "Traceback" not in out
+
+
+def test_local_conf_cell_masks_passwords_in_merges(shell, tmp_path):
+    cell = ("%%local_conf\n[[local|localrc]]\ndisable_all_services\nenable_service key\n"
+            f"ADMIN_PASSWORD={SECRET}\n[[post-config|$KEYSTONE_CONF]]\n[database]\npassword = {SECRET}\n"
+            "max_retries = 7\n")
+    result, out, shown, _ = run(shell, cell)
+    assert result.success, out
+    text = repr(result.result)
+    assert "post-config" in text and "max_retries = 7" in text
+    assert "password = ********" in text
+    assert (tmp_path / "local.conf").exists()
+    assert all(SECRET not in s for s in shown + [out])
+
+
+def test_stack_services_screen_and_unstack(shell, stack_dir):
+    outputs: list[str] = []
+    result, out, shown, _ = run(shell, localrc_cell(stack_dir))
+    assert result.success, out
+    outputs += shown + [out]
+
+    shell.run_line_magic("config", "StackMagics.progress = 'live'")
+    result, out, shown, displays = run(shell, "%stack")
+    assert result.success, out
+    outputs += shown + [out]
+    # live progress: one display, then updates of that same display, ending "done"
+    first, *updates = [d for d in displays if d.transient]
+    ids = {d.transient["display_id"] for d in displays if d.transient}
+    assert len(ids) == 1 and updates and all(u.update for u in updates)
+    assert updates[-1].data["text/plain"].startswith("[" + "#" * 30 + "] done: 4/4 steps")
+    report = result.result
+    assert [r.step for r in report.summary.ran] == ["install", "configure echo", "init echo", "start echo-api"]
+    assert "time per phase" in repr(report) and "echo-api" in repr(report)
+
+    # %services: usable in code, probed now
+    table = shell.run_line_magic("services", "")
+    rows = table.to_dicts()
+    assert [r["service"] for r in rows] == ["echo-api"]
+    assert table["echo-api"]["healthy"] and table.healthy
+    assert f"127.0.0.1:{stack_dir.port}" in repr(table) and "healthy" in table._repr_html_()
+    everything = shell.run_line_magic("services", "--all")
+    assert everything["key"]["enabled"] is False and "disabled" in repr(everything)
+
+    # %screen_tail: the last N lines of the log file; --grep; --follow shows new lines
+    log = stack_dir.root / "logs" / "echo-api.log"
+    assert wait_until(lambda: "listening on" in log.read_text())
+    tail = shell.run_line_magic("screen_tail", "echo-api -n 2")
+    assert tail.lines == log.read_text().splitlines()[-2:]
+    assert shell.run_line_magic("screen_tail", "echo-api --grep listening").lines[-1].startswith("echo-server listening")
+    timer = threading.Timer(0.3, lambda: urllib.request.urlopen(f"http://127.0.0.1:{stack_dir.port}/x", timeout=5).read())
+    timer.start()
+    result, out, _, _ = run(shell, "%screen_tail echo-api --follow 2 --grep request")
+    timer.join()
+    assert "GET /x" in out
+    with pytest.raises(MagicError, match="no log for service 'nope'.*\nrunning: echo-api"):
+        shell.run_line_magic("screen_tail", "nope")
+    windows = shell.run_line_magic("screen", "")
+    assert [w for w, _ in windows] == ["echo-api"] and f"tmux -L {stack_dir.socket}" in repr(windows)
+
+    # a killed service shows as down, and its log is still there with a note
+    pid = table["echo-api"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not alive(pid))
+    down = shell.run_line_magic("services", "")
+    assert not down["echo-api"]["running"] and "down" in repr(down) and not down.healthy
+    assert "echo-api is not running" in shell.run_line_magic("screen_tail", "echo-api").note
+
+    # resumes: only the start step runs again; then unstack
+    result, out, shown, _ = run(shell, "%stack")
+    assert [r.step for r in result.result.summary.ran] == ["start echo-api"]
+    outputs += shown + [out]
+    result, out, _, _ = run(shell, "%unstack")
+    assert "stopped 1 processes: echo-api" in out
+    assert list(shell.run_line_magic("screen", "")) == []
+    outputs += [repr(table), table._repr_html_(), repr(report), report._repr_html_()]
+    assert all(SECRET not in text for text in outputs)
+
+
+def test_failed_step_shows_its_log_tail_and_a_dry_run_shows_the_plan(shell, stack_dir):
+    run(shell, localrc_cell(stack_dir, "ECHO_FAIL_INIT=True"))
+    dry, _, _, _ = run(shell, "%stack --dry-run")
+    assert ("would run", "init echo", "init", "echo") in dry.result.rows
+    shell.run_line_magic("config", "StackMagics.progress = 'lines'")
+    result, out, _, _ = run(shell, "%stack")
+    assert isinstance(result.error_in_exec, MagicError)
+    assert "✓ configure echo" in out and "✗ init echo" in out
+    assert "step 'init echo' failed" in out and "init refused" in out
+    assert "run %stack again" in out and "Traceback" not in out
+    assert SECRET not in out
+
+
+def test_no_configuration_says_what_to_do(shell):
+    with pytest.raises(MagicError, match="write a %%localrc cell first"):
+        shell.run_line_magic("services", "")
