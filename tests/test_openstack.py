@@ -1,0 +1,112 @@
+"""The README's main job for real: Keystone, Glance and Placement from the quickstart sample
+(SQLite, sources mirrored from PyPI sdists), proven through openstacksdk; then Keystone is
+SIGKILLed and a re-run restarts only it, with its data intact; unstack leaves no process.
+
+Slow (a real cold stack: ~1.5-2 min), run by CI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from stackmagic.process_info import alive, tree
+from stackmagic.samples import sample_path
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def write_conf(root: Path, database: str = "sqlite") -> Path:
+    conf = root / "local.conf"
+    conf.write_text("\n".join([
+        "[[local|localrc]]",
+        f"DEST={root}/dest", f"DATA_DIR={root}/data", f"LOGDIR={root}/logs",
+        f"TMUX_SOCKET=stackmagic-os-{uuid.uuid4().hex[:8]}",
+        f"CLOUDS_YAML={root}/clouds.yaml",
+        f"KEYSTONE_SERVICE_PORT={free_port()}", f"GLANCE_SERVICE_PORT={free_port()}",
+        f"PLACEMENT_SERVICE_PORT={free_port()}", f"MEMCACHED_PORT={free_port()}",
+        f"DATABASE_PORT={free_port()}",
+        f"source {sample_path('quickstart')}",
+        f"DATABASE_TYPE={database}",
+    ]) + "\n")
+    return conf
+
+
+def checks(engine) -> dict:
+    from stackmagic.verify import verify
+
+    return {c.name: c for c in verify(engine)}
+
+
+def first_tier(tmp_path: Path, database: str) -> None:
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+
+    conf = write_conf(tmp_path, database)
+    engine = Engine(load_config(conf))
+    socket_name = engine.tmux.server.socket_name
+    try:
+        summary = engine.stack()
+        assert {s.service for s in summary.services if s.healthy} >= {"key", "g-api", "placement-api"}
+        # the sources are real git checkouts at the release tags
+        import git
+
+        checkout = git.Repo(tmp_path / "dest" / "keystone")
+        assert checkout.git.describe("--tags") == "30.0.0"
+        found = checks(engine)
+        assert all(c.ok for c in found.values()), {n: c.data for n, c in found.items() if not c.ok}
+        assert found["token"].data["issued"]
+        assert set(found["projects"].data["projects"]) >= {"admin", "demo", "alt_demo", "service",
+                                                           "invisible_to_admin"}
+        assert set(found["users"].data["users"]) >= {"admin", "demo", "alt_demo", "demo_reader",
+                                                     "alt_demo_reader", "system_member", "system_reader",
+                                                     "glance", "placement"}
+        assert set(found["services"].data["services"]) >= {"identity:keystone", "image:glance",
+                                                           "placement:placement"}
+        (image,) = found["images"].data["images"]
+        local = next((tmp_path / "data" / "files" / "images").glob("stackmagic-tiny.*"))
+        assert image["status"] == "active"
+        assert image["size"] == local.stat().st_size
+        assert image["checksum"] == hashlib.md5(local.read_bytes()).hexdigest()  # noqa: S324
+        assert found["resource_providers"].data["resource_providers"] == []
+        # credentials: mode 0600, devstack's cloud names, no password in the step logs
+        clouds = (tmp_path / "data" / "clouds.yaml")
+        assert oct(clouds.stat().st_mode & 0o777) == "0o600"
+        assert "devstack-admin:" in clouds.read_text()
+        password = engine.config.settings.admin_password
+        for log in (tmp_path / "logs" / "stack").glob("*.log"):
+            assert password not in log.read_text(), log
+
+        # SIGKILL Keystone: only it is restarted, its data (projects, users) is intact
+        status = {s.service: s for s in engine.status()}
+        key_pid = status["key"].pid
+        others = {n: s.pid for n, s in status.items() if n != "key"}
+        os.kill(key_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(key_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        again = Engine(load_config(conf)).stack()
+        assert [r.step for r in again.ran] == ["start key"]
+        after = {s.service: s for s in again.services}
+        assert after["key"].healthy and after["key"].pid != key_pid
+        assert {n: after[n].pid for n in others} == others
+        found2 = checks(engine)
+        assert found2["projects"].data == found["projects"].data
+        assert found2["images"].data == found["images"].data
+    finally:
+        pids = [p for s in Engine(load_config(conf)).status() if s.pid for p in tree(s.pid)]
+        Engine(load_config(conf)).unstack(all=True)
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
+    assert pids and not [p for p in pids if alive(p)]
+
+
+def test_quickstart_on_sqlite(tmp_path):
+    first_tier(tmp_path, "sqlite")
