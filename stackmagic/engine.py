@@ -185,6 +185,9 @@ class Engine:
             if dry_run:
                 return self._dry_run(plan, started)
             self.emit(ev.PlanReady([s.id for s in plan], []))
+            self.state.record_services({s.process.service: {"project": s.project,
+                                                            "endpoint": s.process.endpoint}
+                                        for s in plan.steps if s.process})
             for name in plan.unsupported:
                 self._emit(ev.Warning_(f"{name}: enabled, but stackmagic cannot run it yet; skipped"))
             results = self._run(plan)
@@ -291,36 +294,45 @@ class Engine:
 
     # -- status / logs ------------------------------------------------------------------------
     def status(self, plan: Plan | None = None) -> list[ServiceStatus]:
-        """Every recorded process, probed now, plus enabled services that are not running."""
+        """Every recorded process, probed now, plus the planned services that are not running.
+
+        Reads the state and asks tmux once; no plan is built (plugins are not loaded), so it
+        stays fast with many services.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from stackmagic.health import from_dict
         from stackmagic.process_info import rss_kib
 
-        if plan is None:
-            try:
-                plan = self.plan()
-            except StackError:
-                plan = None
-        probes = {s.process.service: s.process for s in plan.steps if s.process} if plan else {}
+        planned = self.state.services
+        if plan is not None:
+            planned = {s.process.service: {"project": s.project, "endpoint": s.process.endpoint}
+                       for s in plan.steps if s.process}
+        live = self.tmux.running()
+        records = sorted(self.state.processes.values(), key=lambda r: r.started)
+
+        def probe(rec) -> tuple[bool | None, str]:
+            if rec.service not in live:
+                return None, "not running"
+            check = from_dict(rec.health)
+            return check.probe() if check else (True, "running (no probe)")
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            probes = list(pool.map(probe, records))
         out: list[ServiceStatus] = []
-        seen = set()
-        for service, rec in sorted(self.state.processes.items(), key=lambda kv: kv[1].started):
-            seen.add(service)
-            running = self.tmux.is_running(service)
-            pid = self.tmux.pid(service) if running else None
-            healthy, detail = None, "not running"
-            proc = probes.get(service)
-            if running:
-                if proc is not None and proc.health is not None:
-                    healthy, detail = proc.health.probe()
-                else:
-                    healthy, detail = True, "running (no probe)"
-            out.append(ServiceStatus(service, rec.project, rec.window, pid, running, healthy, detail,
-                                     rec.endpoint, rec.logfile,
-                                     time.time() - rec.started if running else None,
-                                     rss_kib(pid) if pid else None, enabled=service in probes))
-        for service, proc in probes.items():
-            if service not in seen:
-                out.append(ServiceStatus(service, "", None, None, False, None, "not started",
-                                         proc.endpoint, str(log_path(self.ctx, service)), None, None))
+        now = time.time()
+        for rec, (healthy, detail) in zip(records, probes):
+            pid = live.get(rec.service)
+            out.append(ServiceStatus(rec.service, rec.project, rec.window, pid, pid is not None,
+                                     healthy, detail, rec.endpoint, rec.logfile,
+                                     now - rec.started if pid else None,
+                                     rss_kib(pid) if pid else None,
+                                     enabled=rec.service in planned))
+        for service, info in planned.items():
+            if service not in self.state.processes:
+                out.append(ServiceStatus(service, info.get("project", ""), None, None, False, None,
+                                         "not started", info.get("endpoint"),
+                                         str(log_path(self.ctx, service)), None, None))
         return out
 
     def logs(self, service: str, n: int = 20, grep: str | None = None) -> list[str]:

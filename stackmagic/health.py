@@ -71,3 +71,24 @@ class CommandCheck:
 
 
 Check = HttpCheck | PortCheck | CommandCheck
+
+
+def to_dict(check: Check | None) -> dict | None:
+    """A check as plain data, to keep in the state."""
+    if check is None:
+        return None
+    kind = {HttpCheck: "http", PortCheck: "port", CommandCheck: "command"}[type(check)]
+    data = {k: v for k, v in vars(check).items()}
+    if "argv" in data:
+        data["argv"] = list(data["argv"])
+    return {"kind": kind, **data}
+
+
+def from_dict(data: dict | None) -> Check | None:
+    if not data:
+        return None
+    data = dict(data)
+    kind = data.pop("kind")
+    if kind == "command":
+        data["argv"] = tuple(data["argv"])
+    return {"http": HttpCheck, "port": PortCheck, "command": CommandCheck}[kind](**data)

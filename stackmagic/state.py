@@ -47,6 +47,7 @@ class ProcessRecord:
     port: int | None = None
     host: str | None = None
     key: str = ""                          # the start step's fingerprint
+    health: dict | None = None             # its probe, see stackmagic.health.to_dict
 
 
 class State:
@@ -58,6 +59,7 @@ class State:
         self._mutex = threading.Lock()
         self.steps: dict[str, StepRecord] = {}
         self.processes: dict[str, ProcessRecord] = {}
+        self.services: dict[str, dict] = {}     # the last plan's services: name -> project, endpoint
         self._load()
 
     def _load(self) -> None:
@@ -71,6 +73,7 @@ class State:
             ) from err
         self.steps = {k: StepRecord(**v) for k, v in data.get("steps", {}).items()}
         self.processes = {k: ProcessRecord(**v) for k, v in data.get("processes", {}).items()}
+        self.services = data.get("services", {})
 
     def save(self) -> None:
         with self._mutex:
@@ -82,6 +85,7 @@ class State:
             "version": 1,
             "steps": {k: asdict(v) for k, v in self.steps.items()},
             "processes": {k: asdict(v) for k, v in self.processes.items()},
+            "services": self.services,
         }
         tmp = self.path.with_name(f".state.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
@@ -104,6 +108,11 @@ class State:
     def record_process(self, record: ProcessRecord) -> None:
         with self._mutex:
             self.processes[record.service] = record
+            self._save_locked()
+
+    def record_services(self, services: dict[str, dict]) -> None:
+        with self._mutex:
+            self.services = dict(services)
             self._save_locked()
 
     def forget_process(self, service: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from stackmagic import ini, ports
+from stackmagic.health import to_dict as health_to_dict
 from stackmagic.errors import StackError
 from stackmagic.state import ProcessRecord
 
@@ -261,7 +262,7 @@ def start(project: "Project", proc: "Process") -> Callable[["Context"], dict]:
         ctx.state.record_process(ProcessRecord(
             service=proc.service, project=project.name, pid=pid, window=proc.service,
             logfile=str(logfile), started=time.time(), endpoint=proc.endpoint, port=proc.port,
-            host=proc.host,
+            host=proc.host, health=health_to_dict(proc.health),
         ))
         ctx.log(f"{proc.service} started in tmux window {proc.service!r}, pid {pid}, log {logfile}")
         if proc.health is None:

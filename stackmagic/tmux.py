@@ -111,6 +111,10 @@ class Tmux:
             return None
         return window.pid
 
+    def running(self) -> dict[str, int]:
+        """Every window whose process is alive: name -> pid (one tmux call for all)."""
+        return {w.name: w.pid for w in self._windows() if not w.dead and _alive(w.pid)}
+
     def is_running(self, name: str) -> bool:
         """Whether service ``name`` has a live process."""
         return self.pid(name) is not None
