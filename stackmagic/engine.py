@@ -28,6 +28,10 @@ from stackmagic.state import Lock, State, StepRecord
 from stackmagic.steps import ServiceFailed, log_path, stop_service
 
 
+#: Servers that ``unstack`` leaves running, as devstack does; ``unstack --all`` stops them too.
+INFRASTRUCTURE = frozenset({"mysql", "postgresql", "rabbit"})
+
+
 class StepError(StackError):
     """A step failed; what was done before it stays done."""
 
@@ -353,29 +357,33 @@ class Engine:
 
     # -- unstack / clean ----------------------------------------------------------------------
     def unstack(self, *, all: bool = False) -> list[str]:
-        """Stop every process that was started (also of services no longer enabled)."""
+        """Stop every process that was started (also of services no longer enabled), as
+        devstack's unstack.sh: the database and message servers keep running unless ``all``."""
         with Lock(self.stack_dir, "unstack"):
             return self._unstack(all=all)
 
     def _unstack(self, *, all: bool) -> list[str]:
         stopped = []
+        keep = set() if all else INFRASTRUCTURE
         for service in reversed(list(self.state.processes)):
+            if service in keep and self.tmux.is_running(service):
+                self._emit(ev.Message(f"kept {service} running (unstack --all stops it too)"))
+                continue
             if stop_service(self.ctx, service):
                 stopped.append(service)
                 self._emit(ev.Message(f"stopped {service}"))
             else:
                 self.state.forget_process(service)
         for window in self.tmux.windows():
-            if self.tmux.stop(window):
+            if window not in keep and self.tmux.stop(window):
                 stopped.append(window)
-        if self.tmux.exists():
+        if self.tmux.exists() and not self.tmux.windows():
             self.tmux.kill_session()
-        self.state.forget_steps(lambda sid: sid.startswith("start "))
-        if all:
-            for p in self._projects_for_cleanup():
-                hook = getattr(p, "unstack_all", None)
-                if hook:
-                    hook(self.ctx)
+        kept = {f"start {k}" for k in keep}
+        self.state.forget_steps(lambda sid: sid.startswith("start ") and sid not in kept)
+        for p in self._projects_for_cleanup():
+            if p.overrides("unstack"):
+                p.unstack(self.ctx)
         return stopped
 
     def _projects_for_cleanup(self):

@@ -93,7 +93,7 @@ def stack_dir(tmp_path, echo_repo, tmp_path_factory, monkeypatch):
     yield sd
     try:
         engine = sd.engine()
-        engine.unstack()
+        engine.unstack(all=True)
     except Exception:  # noqa: BLE001 - best effort; the kill-server below is the backstop
         pass
     sd.teardown()

@@ -110,6 +110,9 @@ class Project:
     def test_config(self, ctx: "Context") -> None:
         """devstack's ``test-config`` phase: tempest and other test configuration."""
 
+    def unstack(self, ctx: "Context") -> None:
+        """devstack's ``unstack`` plugin phase: after its processes were stopped."""
+
     def cleanup(self, ctx: "Context") -> None:
         """Remove data, databases and generated config (devstack's cleanup_<project>); keep the source."""
 
