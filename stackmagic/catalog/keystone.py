@@ -73,11 +73,18 @@ class Keystone(Project):
         import getpass
 
         s = ctx.settings
+        from concurrent.futures import ThreadPoolExecutor
+
         Database.create(ctx, "keystone")
-        self.manage(ctx, "db_sync")
         user = getpass.getuser()
-        self.manage(ctx, "fernet_setup", "--keystone-user", user, "--keystone-group", user)
-        self.manage(ctx, "credential_setup", "--keystone-user", user, "--keystone-group", user)
+        # the key repositories do not touch the database: make them while db_sync runs
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            jobs = [pool.submit(self.manage, ctx, *args) for args in (
+                ("db_sync",),
+                ("fernet_setup", "--keystone-user", user, "--keystone-group", user),
+                ("credential_setup", "--keystone-user", user, "--keystone-group", user))]
+            for job in jobs:
+                job.result()
         url = ctx.url(self.port(ctx))
         # the password travels in the environment (OS_BOOTSTRAP_PASSWORD), never on a command line
         self.manage(ctx, "bootstrap", "--bootstrap-username", "admin",
