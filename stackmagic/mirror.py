@@ -203,12 +203,29 @@ def _extract(sdist: Path, dest: Path) -> int:
             members = tar.getmembers()
             top = members[0].name.split("/")[0]
             pkg_info = tar.getmember(f"{top}/PKG-INFO")
-            tar.extractall(dest.parent / "unpack", filter="data")
+            _safe_extract(tar, members, dest.parent / "unpack")
     except (tarfile.TarError, KeyError, IndexError, OSError) as err:
         raise MirrorError(f"{sdist} is not a usable sdist ({err}); delete it and run again.") \
             from err
     (dest.parent / "unpack" / top).rename(dest)
     return int(pkg_info.mtime)
+
+
+def _safe_extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: Path) -> None:
+    """Extract owned by us, refusing paths that leave ``where``. Python 3.11.2 (Debian 12's)
+    has no ``filter=`` argument yet, so the checks are done here when it is missing."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(where, members=members, filter="data")
+        return
+    for member in members:
+        parts = Path(member.name).parts
+        if member.name.startswith("/") or ".." in parts or member.isdev() or (
+                (member.issym() or member.islnk()) and (member.linkname.startswith("/")
+                                                        or ".." in Path(member.linkname).parts)):
+            raise tarfile.TarError(f"unsafe member {member.name!r}")
+        member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+        member.mode &= 0o755 if member.isdir() else 0o644 | (member.mode & 0o111)
+    tar.extractall(where, members=members)
 
 
 def _prune(tree: Path) -> None:

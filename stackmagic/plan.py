@@ -80,7 +80,8 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
 
     packages = sorted({pkg for p in projects for pkg in p.packages(ctx)})
     if packages:
-        add(Step("packages", "packages", "stack", S.packages(packages), recipe=S.recipe(S)))
+        add(Step("packages", "packages", "stack", S.packages(packages), recipe=S.recipe(S),
+                 inputs=lambda ctx: {"packages": packages}))
     base = ["packages"] if packages else []
 
     clones = []

@@ -88,7 +88,7 @@ class DbStack:
 
     def teardown(self) -> None:
         try:
-            self.engine().unstack()
+            self.engine().unstack(all=True)
         except Exception:  # noqa: BLE001 - best effort; the pid sweep below is the backstop
             pass
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
@@ -178,8 +178,10 @@ def test_server_backend_end_to_end(kind, db_stack):
     assert ran(again) == []
     assert {s.service: s for s in again.services}[kind].pid == pid
 
-    # unstack stops the server and every process it made
-    stopped = db_stack.engine().unstack()
+    # unstack keeps the database server (devstack's unstack.sh); --all stops it and all it made
+    assert kind not in db_stack.engine().unstack()
+    assert alive(pid) and {s.service: s for s in db_stack.engine().status()}[kind].healthy
+    stopped = db_stack.engine().unstack(all=True)
     assert kind in stopped
     assert wait_until(lambda: not alive(pid))
     assert wait_until(lambda: not processes_under(base)), processes_under(base)

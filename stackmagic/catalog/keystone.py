@@ -55,6 +55,7 @@ class Keystone(Project):
             ctx.iniset(conf, section, "driver", "sql")
         ctx.iniset(conf, "token", "provider", "fernet")
         ctx.iniset(conf, "fernet_tokens", "key_repository", f"{confdir}/fernet-keys/")
+        ctx.iniset(conf, "fernet_receipts", "key_repository", f"{confdir}/fernet-keys/")
         ctx.iniset(conf, "credential", "key_repository", f"{confdir}/credential-keys/")
         cache = memcached.servers(ctx)
         ctx.iniset(conf, "cache", "enabled", cache is not None)

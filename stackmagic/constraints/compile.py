@@ -8,8 +8,8 @@ The resolution starts from an ``upper-constraints.txt`` of openstack/requirement
 the gate tested); a pin that conflicts with a server release is dropped and left to the resolver.
 The command that made ``2026.2.txt``::
 
-    git -C requirements show 3353677727f8351bc58ba98efafe6bc884a0257c:upper-constraints.txt >/tmp/uc.txt
-    python -m stackmagic.constraints.compile 2026.2 /tmp/uc.txt keystone==30.0.0 glance==33.0.0 \\
+    git -C requirements show 3353677727f8351bc58ba98efafe6bc884a0257c:upper-constraints.txt >/tmp/upper-constraints@3353677.txt
+    python -m stackmagic.constraints.compile 2026.2 /tmp/upper-constraints@3353677.txt keystone==30.0.0 glance==33.0.0 \\
         openstack-placement==16.0.0 nova==34.0.0 neutron==29.0.0
 
 which runs, until it resolves::
