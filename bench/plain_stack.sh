@@ -96,6 +96,7 @@ wait_http() {  # wait_http URL PID: until URL answers (any HTTP status), the pro
         ((SECONDS < deadline)) || { echo "$1 did not answer in 60 s" >&2; return 1; }
         sleep 0.1
     done
+    echo "$1 answers HTTP $(curl -s -o /dev/null -w '%{http_code}' "$1")" >&2
 }
 serve() {  # serve NAME PORT MODULE CONFIG_ENV: gunicorn, 1 worker, 1 thread, in its own dir
     local name=$1 port=$2 module=$3 confenv=$4 extra=()
@@ -120,7 +121,8 @@ if [[ $installer == uv ]]; then uv venv -q --python "$PYTHON" "$VENV"; else "$PY
 phase install
 pkgs=(keystone glance openstack-placement gunicorn openstacksdk)
 if [[ $installer == uv ]]; then
-    uv pip install -q --python "$VENV/bin/python" -c "$UC" -c "$RELEASES" "${pkgs[@]}"
+    # uv skips .pyc compilation unless asked; every later first import would compile instead.
+    uv pip install -q --compile-bytecode --python "$VENV/bin/python" -c "$UC" -c "$RELEASES" "${pkgs[@]}"
 else
     "$VENV/bin/pip" install -q --disable-pip-version-check -c "$UC" -c "$RELEASES" "${pkgs[@]}"
 fi

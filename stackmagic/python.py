@@ -134,6 +134,10 @@ class Venv:
         if not requirements and not editable:
             return
         argv = self._pip("install")
+        if find_uv() is not None:
+            # uv skips byte-compiling by default; then every service's first start compiles
+            # the whole tree (a cold stack took ~100 s instead of ~34 s in the baseline)
+            argv.append("--compile-bytecode")
         if upgrade:
             argv.append("--upgrade")
         if constraints is not None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -110,3 +112,15 @@ def first_tier(tmp_path: Path, database: str) -> None:
 
 def test_quickstart_on_sqlite(tmp_path):
     first_tier(tmp_path, "sqlite")
+
+
+@pytest.mark.parametrize("database", ["mysql", "postgresql"])
+def test_quickstart_on_a_database_server(database):
+    # the server runs as its own user ('mysql', 'postgres'): its DATA_DIR must be reachable,
+    # and pytest's tmp_path is not (mode 700)
+    root = Path(tempfile.mkdtemp(prefix=f"stackmagic-{database}-"))
+    root.chmod(0o755)
+    try:
+        first_tier(root, database)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
