@@ -95,11 +95,12 @@ def clone(project: "Project") -> Callable[["Context"], dict]:
         s = ctx.settings
         if s.bool("MIRROR_FROM_PYPI", False) and project.pypi:
             from stackmagic.mirror import mirror_project
-            from stackmagic.release import release_version
+            from stackmagic.release import release_version, series
 
             version = release_version(ctx, project.pypi)
             result = mirror_project(project.pypi, version, Path(project.repo).name,
-                                    s.data_dir / "mirror", cache=s.files / "sdists", log=ctx.log)
+                                    s.data_dir / "mirror", cache=s.files / "sdists",
+                                    series=series(ctx), log=ctx.log)
             ctx.log(f"mirror {result.path}: {project.pypi} {version}"
                     + (" (built)" if result.created else " (present)"))
         dest = project.source_dir(ctx)
@@ -134,18 +135,12 @@ def constraints_file(ctx: "Context") -> Path | None:
 
 def _edited_constraints(ctx: "Context", source: Path, editable: list[Path]) -> Path:
     """devstack's edit-constraints: drop the pins of the projects installed from source."""
+    from stackmagic.constraints import without
     from stackmagic.release import project_name_of
 
-    skip = {project_name_of(p) for p in editable}
-    kept = []
-    for line in source.read_text().splitlines():
-        name = line.split("===")[0].split("==")[0].split(";")[0].strip().lower().replace("_", "-")
-        if name and name in skip:
-            continue
-        kept.append(line)
     out = ctx.stack_dir / "constraints.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(kept) + "\n")
+    out.write_text(without(source.read_text(), {project_name_of(p) for p in editable}))
     return out
 
 
