@@ -99,21 +99,7 @@ def plan_report(config: str | os.PathLike | None = None, *, sample: str | None =
     except ConfigError as err:
         return {"enabled": [], "disabled": [], "plugins": [], "settings": {}, "merges": [],
                 "services": [], "warnings": [], "errors": [str(err)]}
-    return {
-        "source": str(cfg.source) if cfg.source else None,
-        "enabled": list(cfg.enabled),
-        "disabled": list(cfg.disabled),
-        "plugins": [{"name": p.name, "url": p.url, "ref": p.ref} for p in cfg.plugins],
-        "settings": cfg.settings.masked(),
-        "merges": [
-            {"phase": m.phase, "file": str(m.file), "section": m.section, "key": m.key,
-             "value": _mask_merge(m.key, m.value)}
-            for m in cfg.merges
-        ],
-        "services": describe_services(cfg),
-        "warnings": list(cfg.warnings),
-        "errors": [],
-    }
+    return {**config_report(cfg), "errors": []}
 
 
 def config_report(cfg) -> dict[str, Any]:
