@@ -14,7 +14,6 @@ usage: python bench/stack_bench.py [--skip-plain]
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import socket

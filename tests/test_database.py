@@ -19,7 +19,7 @@ import pytest
 from stackmagic.catalog.database import _mysql_native_hash, _scram_sha256
 from stackmagic.engine import StepError
 from stackmagic.process_info import alive
-from tests.conftest import FIXTURES, free_port, make_repo
+from tests.conftest import FIXTURES, free_port, make_repo, wait_until
 
 # Characters that must be quoted in a URL and escaped in SQL: the password is used as given.
 PASSWORD = "pw-S3cr3t@db:/x%y"
@@ -45,14 +45,6 @@ def processes_under(root: Path) -> list[int]:
             pids.append(int(entry.name))
     return pids
 
-
-def wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class DbStack:

@@ -8,9 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +16,7 @@ from stackmagic import events as ev
 from stackmagic.engine import StepError
 from stackmagic.process_info import alive
 from stackmagic.state import Lock, LockedError
+from tests.conftest import wait_until
 
 
 def get(port: int) -> dict:
@@ -28,14 +27,6 @@ def get(port: int) -> dict:
 def ran(summary) -> list[str]:
     return [r.step for r in summary.ran]
 
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_cold_stack_then_nothing_to_do_then_restart_after_kill(stack_dir):

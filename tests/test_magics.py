@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 import urllib.request
 
 import pytest
@@ -14,6 +13,7 @@ from IPython.utils.capture import capture_output
 
 from stackmagic.magics import MagicError, StackMagics
 from stackmagic.process_info import alive
+from tests.conftest import wait_until
 
 SECRET = "nb-Secret-4711"
 
@@ -43,14 +43,6 @@ def run(sh: InteractiveShell, cell: str):
 def localrc_cell(stack_dir, *extra: str) -> str:
     return "%%localrc\n" + stack_dir.localrc.read_text() + "\n".join([f"ADMIN_PASSWORD={SECRET}", *extra]) + "\n"
 
-
-def wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_localrc_cell_shows_services_changes_and_warnings_with_passwords_masked(shell, tmp_path):
