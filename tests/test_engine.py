@@ -171,3 +171,32 @@ def test_ctrl_c_stops_cleanly_and_the_next_stack_continues(stack_dir):
     stack_dir.write()
     summary = stack_dir.engine().stack()
     assert ran(summary) == ["init echo", "start echo-api"]
+
+
+def test_failed_install_names_the_requirement_and_resumes(stack_dir):
+    stack_dir.write(ECHO_EXTRA_REQUIREMENT="stackmagic-no-such-package-0ae1==1.0")
+    with pytest.raises(StepError) as info:
+        stack_dir.engine().stack()
+    message = str(info.value)
+    assert "step 'install' failed" in message
+    assert "stackmagic-no-such-package-0ae1" in message
+    stack_dir.extra.pop("ECHO_EXTRA_REQUIREMENT")
+    stack_dir.write()
+    summary = stack_dir.engine().stack()
+    assert ran(summary) == ["install", "configure echo", "init echo", "start echo-api"]
+
+
+def test_service_that_crashes_at_start_fails_with_its_log(stack_dir):
+    stack_dir.write(ECHO_CRASH="True")
+    with pytest.raises(StepError) as info:
+        stack_dir.engine().stack()
+    message = str(info.value)
+    assert "echo-api exited during start" in message
+    assert "crash = true in the config" in message          # the last lines of its log
+    status = {s.service: s for s in stack_dir.engine().status()}
+    assert not status["echo-api"].running
+    stack_dir.extra.pop("ECHO_CRASH")
+    stack_dir.write()
+    summary = stack_dir.engine().stack()
+    assert ran(summary) == ["configure echo", "init echo", "start echo-api"]
+    assert get(stack_dir.port)["message"] == "hello"

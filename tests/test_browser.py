@@ -1,0 +1,115 @@
+"""The tutorials in a real browser (issue 6): JupyterLab on 127.0.0.1, headless Debian Chromium
+driven by Playwright opens 02 and runs all its cells (it writes the local.conf), then opens 03 and
+runs all its cells (a real cold ``%stack`` on free ports, its own tmux socket, DEST in tmp). The
+summary table of ``%stack`` must appear with every service healthy and no cell may show an error.
+The page is saved as ``test-artifacts/tutorial-03.png``. Nothing started is left running.
+
+Slow (a cold stack: 2-4 minutes), run by CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.browser import page as lab_page
+from tests.browser.lab import JupyterLab, copy_cleared
+from tests.browser.procs import alive, descendants, tmux_tree
+from tests.test_tutorials import TUTORIALS, listening, tutorial_env
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOT = ROOT / "test-artifacts" / "tutorial-03.png"
+SERVICES = ("key", "g-api", "placement-api", "memcached")
+
+needs_browser = pytest.mark.skipif(not Path(lab_page.CHROMIUM).exists(),
+                                   reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+def run_notebook(page, lab: JupyterLab, notebook: str, timeout: float) -> None:
+    """Open ``notebook``, Run All Cells, and assert every cell ran on the stackmagic kernel
+    without an error on the page."""
+    lab_page.open_notebook(page, lab, notebook)
+    assert lab.kernel_of(notebook)["name"] == "stackmagic"
+    lab_page.run_all(page)
+    state = lab_page.wait_all_ran(page, timeout)
+    assert not state["errors"], (notebook, state["errors"])
+    assert state["done"] == state["total"], (notebook, state)
+
+
+def assert_summary_table(page) -> None:
+    """``%stack``'s summary in 03 shows a row per service, each with the badge "healthy"."""
+    output = lab_page.code_cell(page, "summary = %stack").locator(".jp-OutputArea-output")
+    for service in SERVICES:
+        row = output.locator("table tr").filter(
+            has=page.locator("td", has_text=re.compile(rf"^{re.escape(service)}$")))
+        assert row.count() == 1, f"no row for {service} in the summary of %stack"
+        assert "healthy" in row.inner_text() and "unhealthy" not in row.inner_text(), row.inner_text()
+    assert "steps ran" in output.inner_text()
+
+
+def save_screenshot(page) -> None:
+    """The page, with the summary of ``%stack`` in view if there is one, saved to :data:`SCREENSHOT`."""
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    summary = lab_page.code_cell(page, "summary = %stack")
+    if summary.count() == 1:
+        summary.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def unstack(env: dict[str, str]) -> str | None:
+    """``stackmagic unstack --all -c <the local.conf 02 wrote>`` (if it wrote one), then the end of
+    the tmux server; return what went wrong with the unstack, if anything."""
+    conf = Path(env["TUTORIAL_WORK"]) / "local.conf"
+    failure = None
+    if conf.exists():
+        done = subprocess.run([sys.executable, "-m", "stackmagic.cli.__main__", "unstack", "--all",
+                               "-c", str(conf)], cwd=conf.parent, capture_output=True, text=True,
+                              env={**os.environ, **env})
+        failure = None if done.returncode == 0 else done.stdout + done.stderr
+    subprocess.run(["tmux", "-L", env["TUTORIAL_TMUX_SOCKET"], "kill-server"], capture_output=True)
+    Path(f"/tmp/tmux-{os.getuid()}/{env['TUTORIAL_TMUX_SOCKET']}").unlink(missing_ok=True)
+    return failure
+
+
+@needs_browser
+def test_tutorial_03_runs_in_jupyterlab_and_shows_the_stack_summary(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path / f"browser-{uuid.uuid4().hex[:8]}"
+    prefix = root / "prefix"
+    subprocess.run([sys.executable, "-m", "stackmagic.cli.__main__", "kernel", "install",
+                    "--prefix", str(prefix)], check=True, capture_output=True)
+    env = {**tutorial_env(root), "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+    ports = [int(v) for k, v in env.items() if k.endswith("_PORT")]
+    started: set[int] = set()
+    lab = JupyterLab(copy_cleared(TUTORIALS, root / "notebooks"), root / "jupyter", env)
+    try:
+        lab.start()
+        started.add(lab.proc.pid)
+        with sync_playwright() as pw:
+            browser = lab_page.launch(pw, root / "chromium-profile")
+            started |= descendants(os.getpid()) - {lab.proc.pid}
+            page = browser.pages[0] if browser.pages else browser.new_page()
+            try:
+                run_notebook(page, lab, "02-localrc.ipynb", timeout=120)
+                assert (Path(env["TUTORIAL_WORK"]) / "local.conf").exists()
+                run_notebook(page, lab, "03-stack.ipynb", timeout=300)
+                assert_summary_table(page)
+            finally:
+                save_screenshot(page)
+                started |= descendants(lab.proc.pid) | tmux_tree(env["TUTORIAL_TMUX_SOCKET"])
+                browser.close()
+    finally:
+        failure = unstack(env)
+        lab.stop()
+    assert failure is None, failure
+    assert not [p for p in ports + [lab.port] if listening(p)]
+    assert not alive(started), f"left running: {sorted(alive(started))}"
