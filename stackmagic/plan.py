@@ -165,11 +165,18 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
         add(Step("credentials", "credentials", "stack", S.credentials, deps=list(accounts.values()),
                  key_deps=[], recipe=S.recipe(S)))
     everything = [s.id for s in plan]
-    for phase, method in (("extra", "extra"), ("test-config", "test_config")):
+    # devstack's extra, post-extra and test-config phases: the projects' hooks, then the
+    # local.conf blocks of those phases merged into their files (the user wins)
+    for phase, method, merge_phases in (("extra", "extra", ("extra", "post-extra")),
+                                        ("test-config", "test_config", ("test-config",))):
+        inputs = S.phase_merge_inputs(merge_phases)
         for p in projects:
             if p.overrides(method):
                 add(Step(f"{phase} {p.name}", phase, p.name, getattr(p, method), deps=everything,
-                         recipe=S.recipe(p), owner=p))
+                         inputs=inputs, recipe=S.recipe(p), owner=p))
+        if any(m.phase in merge_phases for m in ctx.config.merges):
+            add(Step(f"{phase} merges", phase, "stack", S.phase_merges(merge_phases),
+                     deps=[s.id for s in plan], inputs=inputs, recipe=S.recipe(S)))
         everything = [s.id for s in plan]
     return Plan(plan, projects, unsupported or [])
 

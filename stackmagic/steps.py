@@ -182,8 +182,9 @@ def _merges_for(ctx: "Context", files: list[Path], phase: str = "post-config") -
 
 def apply_merges(ctx: "Context", merges: list) -> None:
     for m in merges:
+        Path(m.file).parent.mkdir(parents=True, exist_ok=True)
         ini.merge_into(Path(m.file), m.section, m.key, m.value)
-        ctx.log(f"post-config: [{m.section}] {m.key} -> {m.file}")
+        ctx.log(f"{m.phase}: [{m.section}] {m.key} -> {m.file}")
 
 
 def configure(project: "Project") -> Callable[["Context"], None]:
@@ -213,6 +214,17 @@ def post_config(projects: list["Project"]) -> Callable[["Context"], None]:
 
 def orphan_merge_inputs(projects: list["Project"]) -> Callable[["Context"], dict]:
     return lambda ctx: {"merges": [repr(m) for m in orphan_merges(ctx, projects)]}
+
+
+def phase_merges(phases: tuple[str, ...]) -> Callable[["Context"], None]:
+    """Merge the local.conf blocks of ``phases`` (extra, post-extra, test-config) into their files."""
+    def run(ctx: "Context") -> None:
+        apply_merges(ctx, [m for m in ctx.config.merges if m.phase in phases])
+    return run
+
+
+def phase_merge_inputs(phases: tuple[str, ...]) -> Callable[["Context"], dict]:
+    return lambda ctx: {"merges": [repr(m) for m in ctx.config.merges if m.phase in phases]}
 
 
 # -- start -----------------------------------------------------------------------------------

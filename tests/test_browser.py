@@ -45,10 +45,13 @@ def run_notebook(page, lab: JupyterLab, notebook: str, timeout: float) -> None:
 
 
 def assert_summary_table(page) -> None:
-    """``%stack``'s summary in 03 shows a row per service, each with the badge "healthy"."""
-    output = lab_page.code_cell(page, "summary = %stack").locator(".jp-OutputArea-output")
+    """``%stack``'s result in 03 (the cell's value, below its live progress) shows a row per
+    service in the table with a health column, each "healthy", and how many steps ran."""
+    cell = lab_page.code_cell(page, "summary = %stack")
+    output = cell.locator(".jp-OutputArea-executeResult .jp-OutputArea-output")
+    table = output.locator("table").filter(has=page.get_by_role("columnheader", name="health", exact=True))
     for service in SERVICES:
-        row = output.locator("table tr").filter(
+        row = table.locator("tr").filter(
             has=page.locator("td", has_text=re.compile(rf"^{re.escape(service)}$")))
         assert row.count() == 1, f"no row for {service} in the summary of %stack"
         assert "healthy" in row.inner_text() and "unhealthy" not in row.inner_text(), row.inner_text()

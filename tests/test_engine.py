@@ -200,3 +200,21 @@ def test_service_that_crashes_at_start_fails_with_its_log(stack_dir):
     summary = stack_dir.engine().stack()
     assert ran(summary) == ["configure echo", "init echo", "start echo-api"]
     assert get(stack_dir.port)["message"] == "hello"
+
+
+def test_local_conf_merges_win_over_what_the_service_wrote(stack_dir):
+    localrc = stack_dir.write().read_text()
+    conf = stack_dir.root / "local.conf"
+    conf.write_text("[[local|localrc]]\n" + localrc
+                    + "[[post-config|$STACK_CONF_DIR/echo/echo.conf]]\n[api]\nmessage = from local.conf\n"
+                    + "[[extra|$DATA_DIR/extra.ini]]\n[DEFAULT]\nwhere = extra phase\n")
+    stack_dir.localrc = conf
+    summary = stack_dir.engine().stack()
+    assert get(stack_dir.port)["message"] == "from local.conf"
+    assert "where = extra phase" in (stack_dir.root / "data" / "extra.ini").read_text()
+    assert "extra merges" in ran(summary)
+    # editing only a merge re-runs the step that applies it (and what depends on it)
+    conf.write_text(conf.read_text().replace("where = extra phase", "where = edited"))
+    again = stack_dir.engine().stack()
+    assert ran(again) == ["extra merges"]
+    assert "where = edited" in (stack_dir.root / "data" / "extra.ini").read_text()

@@ -24,6 +24,7 @@ BUILTIN: tuple[str, ...] = (
     "stackmagic.catalog.keystone:Keystone",
     "stackmagic.catalog.glance:Glance",
     "stackmagic.catalog.placement:Placement",
+    "stackmagic.catalog.tempest:Tempest",
 )
 
 

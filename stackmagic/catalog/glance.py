@@ -77,6 +77,10 @@ class Glance(Project):
         Database.create(ctx, "glance")
         ctx.run(ctx.venv.bin("glance-manage"), "--config-file", self.conf(ctx), "db_sync",
                 cwd=self.conf(ctx).parent)
+        metadefs = self.source_dir(ctx) / "etc" / "metadefs"
+        if metadefs.is_dir():       # the metadata definitions devstack loads (tempest tests them)
+            ctx.run(ctx.venv.bin("glance-manage"), "--config-file", self.conf(ctx), "db",
+                    "load_metadefs", "--path", metadefs, cwd=self.conf(ctx).parent)
 
     def env(self, ctx: "Context") -> dict[str, str]:
         return {"OS_GLANCE_CONFIG_DIR": str(self.conf(ctx).parent)}

@@ -62,6 +62,12 @@ class Keystone(Project):
         if cache:
             ctx.iniset(conf, "cache", "backend", "dogpile.cache.pymemcache")
             ctx.iniset(conf, "cache", "memcache_servers", cache)
+        if s.bool("KEYSTONE_SECURITY_COMPLIANCE_ENABLED", True):   # devstack's defaults
+            ctx.iniset(conf, "security_compliance", "lockout_failure_attempts",
+                       s.int("KEYSTONE_LOCKOUT_FAILURE_ATTEMPTS", 2))
+            ctx.iniset(conf, "security_compliance", "lockout_duration", s.int("KEYSTONE_LOCKOUT_DURATION", 10))
+            ctx.iniset(conf, "security_compliance", "unique_last_password_count",
+                       s.int("KEYSTONE_UNIQUE_LAST_PASSWORD_COUNT", 2))
         ctx.iniset(conf, "oslo_policy", "enforce_scope", s.bool("KEYSTONE_ENFORCE_SCOPE", True))
         ctx.iniset(conf, "oslo_policy", "enforce_new_defaults", s.bool("KEYSTONE_ENFORCE_SCOPE", True))
         shim(ctx, "keystone", APP)
