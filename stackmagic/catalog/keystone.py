@@ -51,6 +51,9 @@ class Keystone(Project):
         ctx.iniset(conf, "DEFAULT", "debug", s.bool("ENABLE_DEBUG_LOG_LEVEL", True))
         ctx.iniset(conf, "DEFAULT", "log_file", "")
         ctx.iniset(conf, "database", "connection", Database.url(ctx, "keystone"))
+        ctx.iniset(conf, "DEFAULT", "public_endpoint", ctx.url(self.port(ctx)))
+        ctx.iniset(conf, "DEFAULT", "max_token_size", 16384)
+        ctx.iniset(conf, "identity", "password_hash_rounds", s.int("KEYSTONE_PASSWORD_HASH_ROUNDS", 4))
         for section in ("identity", "assignment", "role", "resource"):
             ctx.iniset(conf, section, "driver", "sql")
         ctx.iniset(conf, "token", "provider", "fernet")
