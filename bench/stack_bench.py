@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,16 +49,12 @@ def plain(installer: str) -> tuple[float, str]:
 def stackmagic_runs() -> None:
     from stackmagic.config import load_config
     from stackmagic.engine import Engine
-    from stackmagic.samples import sample_path
+    from stackmagic.samples import sample_path, sandbox
 
     root = Path(tempfile.mkdtemp(prefix="stackmagic-bench-"))
-    sock = f"stackmagic-bench-{uuid.uuid4().hex[:8]}"
     conf = root / "local.conf"
     conf.write_text("\n".join([
-        "[[local|localrc]]", f"DEST={root}/dest", f"DATA_DIR={root}/data", f"LOGDIR={root}/logs",
-        f"FILES={CACHE}/files", f"TMUX_SOCKET={sock}", f"CLOUDS_YAML={root}/clouds.yaml",
-        f"KEYSTONE_SERVICE_PORT={free_port()}", f"GLANCE_SERVICE_PORT={free_port()}",
-        f"PLACEMENT_SERVICE_PORT={free_port()}", f"MEMCACHED_PORT={free_port()}",
+        "[[local|localrc]]", *sandbox(root, "bench"), f"FILES={CACHE}/files",
         f"source {sample_path('quickstart')}", ""]))
     try:
         t0 = time.perf_counter()
@@ -82,6 +77,7 @@ def stackmagic_runs() -> None:
         print(f"    {'total':<16} {'':>7} {total:8.0f}")
     finally:
         Engine(load_config(conf)).unstack(all=True)
+        sock = load_config(conf).settings["TMUX_SOCKET"]
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 

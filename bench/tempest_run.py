@@ -19,14 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stackmagic.config import load_config  # noqa: E402
 from stackmagic.engine import Engine  # noqa: E402
-from stackmagic.samples import sample_path  # noqa: E402
+from stackmagic.samples import sample_path, sandbox  # noqa: E402
 
 REGEX = r"^tempest\.api\.(identity|image)"
 _COUNT = re.compile(r"^ - (Passed|Skipped|Failed|Expected Fail|Unexpected Success): (\d+)$", re.M)
@@ -44,11 +43,7 @@ def write_conf(root: Path) -> Path:
     conf = root / "local.conf"
     conf.write_text("\n".join([
         "[[local|localrc]]",
-        f"DEST={root}/dest", f"DATA_DIR={root}/data", f"LOGDIR={root}/logs",
-        f"TMUX_SOCKET=stackmagic-tempest-{uuid.uuid4().hex[:8]}",
-        f"CLOUDS_YAML={root}/clouds.yaml",
-        f"KEYSTONE_SERVICE_PORT={free_port()}", f"GLANCE_SERVICE_PORT={free_port()}",
-        f"PLACEMENT_SERVICE_PORT={free_port()}", f"MEMCACHED_PORT={free_port()}",
+        *sandbox(root, "tempest"),
         f"source {sample_path('quickstart')}",
         "enable_service tempest",
     ]) + "\n")

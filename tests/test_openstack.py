@@ -14,14 +14,12 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from stackmagic.process_info import alive, tree
-from stackmagic.samples import sample_path
-from tests.conftest import free_port
+from stackmagic.samples import sample_path, sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +28,7 @@ def write_conf(root: Path, database: str = "sqlite") -> Path:
     conf = root / "local.conf"
     conf.write_text("\n".join([
         "[[local|localrc]]",
-        f"DEST={root}/dest", f"DATA_DIR={root}/data", f"LOGDIR={root}/logs",
-        f"TMUX_SOCKET=stackmagic-os-{uuid.uuid4().hex[:8]}",
-        f"CLOUDS_YAML={root}/clouds.yaml",
-        f"KEYSTONE_SERVICE_PORT={free_port()}", f"GLANCE_SERVICE_PORT={free_port()}",
-        f"PLACEMENT_SERVICE_PORT={free_port()}", f"MEMCACHED_PORT={free_port()}",
-        f"DATABASE_PORT={free_port()}",
+        *sandbox(root, "os"),
         f"source {sample_path('quickstart')}",
         f"DATABASE_TYPE={database}",
     ]) + "\n")

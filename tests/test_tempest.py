@@ -11,15 +11,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
 from stackmagic.catalog.tempest import DEFAULT_VERSION, pinned_version
 from stackmagic.process_info import alive, tree
-from stackmagic.samples import sample_path
-from tests.conftest import free_port
+from stackmagic.samples import sample_path, sandbox
 
 REGEX = r"^tempest\.api\.(identity|image)"
 _COUNT = re.compile(r"^ - (Passed|Skipped|Failed): (\d+)$", re.M)
@@ -29,11 +27,7 @@ def write_conf(root: Path) -> Path:
     conf = root / "local.conf"
     conf.write_text("\n".join([
         "[[local|localrc]]",
-        f"DEST={root}/dest", f"DATA_DIR={root}/data", f"LOGDIR={root}/logs",
-        f"TMUX_SOCKET=stackmagic-tempest-{uuid.uuid4().hex[:8]}",
-        f"CLOUDS_YAML={root}/clouds.yaml",
-        f"KEYSTONE_SERVICE_PORT={free_port()}", f"GLANCE_SERVICE_PORT={free_port()}",
-        f"PLACEMENT_SERVICE_PORT={free_port()}", f"MEMCACHED_PORT={free_port()}",
+        *sandbox(root, "tempest"),
         f"source {sample_path('quickstart')}",
         "enable_service tempest",
         "[[test-config|$TEMPEST_CONFIG]]",

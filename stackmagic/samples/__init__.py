@@ -36,3 +36,22 @@ def sample_path(name: str) -> Path:
     if name not in samples:
         raise StackError(f"no sample named {name!r}; choose one of: {', '.join(samples)}")
     return samples[name][0]
+
+
+def sandbox(root: Path, name: str = "sandbox") -> list[str]:
+    """localrc lines that keep a whole stack under ``root`` so it can run beside another one:
+    DEST, DATA_DIR, LOGDIR and CLOUDS_YAML there, a tmux socket of its own, and a free port for
+    every service (tests, benchmarks and tutorials use this)."""
+    import socket
+    import uuid
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    ports = ("KEYSTONE_SERVICE_PORT", "GLANCE_SERVICE_PORT", "PLACEMENT_SERVICE_PORT",
+             "MEMCACHED_PORT", "DATABASE_PORT")
+    return [f"DEST={root}/dest", f"DATA_DIR={root}/data", f"LOGDIR={root}/logs",
+            f"CLOUDS_YAML={root}/clouds.yaml", f"TMUX_SOCKET=stackmagic-{name}-{uuid.uuid4().hex[:8]}",
+            *(f"{port}={free_port()}" for port in ports)]
