@@ -117,6 +117,9 @@ def test_stack_services_screen_and_unstack(shell, stack_dir):
     tail = shell.run_line_magic("screen_tail", "echo-api -n 2")
     assert tail.lines == log.read_text().splitlines()[-2:]
     assert shell.run_line_magic("screen_tail", "echo-api --grep listening").lines[-1].startswith("echo-server listening")
+    # a quoted pattern with a space reaches the search without its quotes
+    quoted = shell.run_line_magic("screen_tail", 'echo-api --grep "server listening on"')
+    assert quoted.lines and quoted.lines[-1].startswith("echo-server listening on")
     timer = threading.Timer(0.3, lambda: urllib.request.urlopen(f"http://127.0.0.1:{stack_dir.port}/x", timeout=5).read())
     timer.start()
     result, out, _, _ = run(shell, "%screen_tail echo-api --follow 2 --grep request")

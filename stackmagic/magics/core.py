@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Enum, Int, Unicode
 
 from stackmagic.errors import StackError
@@ -19,6 +20,18 @@ from stackmagic.magics import services as _services
 from stackmagic.magics import stack as _stack
 from stackmagic.magics.render import MagicError
 
+
+
+def _parse(magic, line: str):
+    """Arguments of a magic split as a shell would (IPython's own splitting keeps the quotes:
+    ``--grep "Listening at"`` must reach the pattern as ``Listening at``)."""
+    import shlex
+
+    try:
+        argv = shlex.split(line)
+    except ValueError as err:
+        raise UsageError(f"cannot split the arguments: {err}") from None
+    return magic.parser.parse_args(argv)
 
 def _config_arguments(func):
     func = argument("--sample", metavar="NAME", help="use a shipped sample instead")(func)
@@ -114,7 +127,7 @@ class StackMagics(Magics):
     @line_magic
     def stack(self, line: str = ""):
         """Bring the stack up (or continue where it stopped), with live progress and a summary."""
-        args = parse_argstring(self.stack, line)
+        args = _parse(self.stack, line)
         return _guard(lambda: _stack.stack(self._load(args), live=self._live(), dry_run=args.dry_run,
                                           verbose=args.verbose, parallel=args.parallel))
 
@@ -124,7 +137,7 @@ class StackMagics(Magics):
     @line_magic
     def unstack(self, line: str = ""):
         """Stop every service that was started."""
-        args = parse_argstring(self.unstack, line)
+        args = _parse(self.unstack, line)
         print(_guard(lambda: _stack.unstack(self._load(args), all=args.all)))
 
     @magic_arguments()
@@ -132,7 +145,7 @@ class StackMagics(Magics):
     @line_magic
     def stack_clean(self, line: str = ""):
         """unstack, then remove databases, data, config and logs (source trees stay)."""
-        args = parse_argstring(self.stack_clean, line)
+        args = _parse(self.stack_clean, line)
         print(_guard(lambda: _stack.clean(self._load(args))))
 
     # -- looking at it ------------------------------------------------------------------------
@@ -142,7 +155,7 @@ class StackMagics(Magics):
     @line_magic
     def services(self, line: str = ""):
         """A table of every service, probed now (iterable; ``.to_dicts()``)."""
-        args = parse_argstring(self.services, line)
+        args = _parse(self.services, line)
         return _guard(lambda: _services.services(self._engine(args), include_disabled=args.all))
 
     @magic_arguments()
@@ -154,7 +167,7 @@ class StackMagics(Magics):
     @line_magic
     def screen_tail(self, line: str = ""):
         """The last lines of a service's log file, optionally followed live for a while."""
-        args = parse_argstring(self.screen_tail, line)
+        args = _parse(self.screen_tail, line)
         engine = _guard(lambda: self._engine(args))
         shown = _guard(lambda: _screen.tail(engine, args.service, args.n or self.tail_lines, args.grep))
         if not args.follow:
@@ -174,7 +187,7 @@ class StackMagics(Magics):
     @line_magic
     def screen(self, line: str = ""):
         """The tmux windows of session ``stack`` and how to attach to them."""
-        args = parse_argstring(self.screen, line)
+        args = _parse(self.screen, line)
         return _guard(lambda: _screen.windows(self._engine(args)))
 
 
