@@ -94,3 +94,13 @@ def test_user_settings_and_masked() -> None:
     assert settings.masked() == {"ADMIN_PASSWORD": MASK, "OS_TOKEN": MASK, "KEY_SECRET": MASK,
                                  "RECLONE": "yes"}
     assert "s3cret" not in repr(settings)
+
+
+def test_moving_only_dest_warns_that_data_dir_stays(tmp_path):
+    from stackmagic.config import load_config
+
+    moved = load_config(text=f"DEST={tmp_path}/s\n")
+    assert any("DATA_DIR stays" in w and "DATA_DIR=$DEST/data" in w for w in moved.warnings)
+    both = load_config(text=f"DEST={tmp_path}/s\nDATA_DIR=$DEST/data\n")
+    assert not any("DATA_DIR stays" in w for w in both.warnings)
+    assert str(both.settings.data_dir) == f"{tmp_path}/s/data"

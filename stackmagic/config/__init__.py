@@ -109,6 +109,7 @@ def load_config(
     enabled = services.parse_service_list(evaluation.values.get("ENABLED_SERVICES", ""))
     warnings += evaluation.warnings
     warnings += _check_services(enabled, evaluation, localrc_text, localrc_name)
+    warnings += _check_dirs(evaluation.values, evaluation.user, localrc_name)
     return Config(
         settings=Settings(evaluation.values, evaluation.user),
         enabled=enabled,
@@ -118,6 +119,17 @@ def load_config(
         warnings=warnings,
         source=source.source,
     )
+
+
+def _check_dirs(values: dict[str, str], user: frozenset[str] | set[str], name: str) -> list[str]:
+    """devstack sets DATA_DIR from the default DEST *before* the localrc: a localrc that moves
+    only DEST keeps its data in the old place. Faithful, and a trap worth a warning."""
+    if "DEST" in user and "DATA_DIR" not in user:
+        dest, data = values.get("DEST", ""), values.get("DATA_DIR", "")
+        if dest and data and not data.startswith(dest.rstrip("/") + "/"):
+            return [f"{name}: DEST={dest} is set but DATA_DIR stays {data} (devstack sets it before "
+                    "the localrc); add DATA_DIR=$DEST/data to keep the data with the stack"]
+    return []
 
 
 def _read(path: Path) -> str:
