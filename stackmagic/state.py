@@ -48,6 +48,7 @@ class ProcessRecord:
     host: str | None = None
     key: str = ""                          # the start step's fingerprint
     health: dict | None = None             # its probe, see stackmagic.health.to_dict
+    start_ticks: int | None = None         # when pid started: guards against a reused pid
 
 
 class State:

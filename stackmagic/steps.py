@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from stackmagic import ini, ports
 from stackmagic.health import to_dict as health_to_dict
+from stackmagic.process_info import start_ticks
 from stackmagic.errors import StackError
 from stackmagic.state import ProcessRecord
 
@@ -239,7 +240,9 @@ def stop_service(ctx: "Context", service: str) -> bool:
     if rec is not None:
         from stackmagic.tmux import stop_pid
 
-        stopped = stop_pid(rec.pid) or stopped
+        # only the very process we started: after a reboot its pid may belong to another one
+        if rec.start_ticks is None or start_ticks(rec.pid) == rec.start_ticks:
+            stopped = stop_pid(rec.pid) or stopped
         ctx.state.forget_process(service)
     return stopped
 
@@ -269,7 +272,7 @@ def start(project: "Project", proc: "Process") -> Callable[["Context"], dict]:
         ctx.state.record_process(ProcessRecord(
             service=proc.service, project=project.name, pid=pid, window=proc.service,
             logfile=str(logfile), started=time.time(), endpoint=proc.endpoint, port=proc.port,
-            host=proc.host, health=health_to_dict(proc.health),
+            host=proc.host, health=health_to_dict(proc.health), start_ticks=start_ticks(pid),
         ))
         ctx.log(f"{proc.service} started in tmux window {proc.service!r}, pid {pid}, log {logfile}")
         if proc.health is None:

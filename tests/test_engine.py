@@ -218,3 +218,22 @@ def test_local_conf_merges_win_over_what_the_service_wrote(stack_dir):
     again = stack_dir.engine().stack()
     assert ran(again) == ["extra merges"]
     assert "where = edited" in (stack_dir.root / "data" / "extra.ini").read_text()
+
+
+def test_unstack_never_stops_a_process_that_reused_a_recorded_pid(stack_dir):
+    """After a reboot the recorded pid may belong to someone else: it must be left alone."""
+    import dataclasses
+
+    engine = stack_dir.engine()
+    engine.stack()
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        rec = engine.state.processes["echo-api"]
+        engine.tmux.stop("echo-api")                      # the service is gone ...
+        engine.state.record_process(dataclasses.replace(rec, pid=stranger.pid))   # ... its pid reused
+        stack_dir.engine().unstack()
+        assert stranger.poll() is None                    # the stranger still runs
+        assert "echo-api" not in stack_dir.engine().state.processes
+    finally:
+        stranger.kill()
+        stranger.wait()
