@@ -31,6 +31,12 @@ def wait_until(predicate, timeout: float = 15.0) -> bool:
     return False
 
 
+def commands_running() -> set[str]:
+    """The command lines of every process on the machine (``ps -eo args``), one per entry."""
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return {line.strip() for line in out.splitlines()[1:]}
+
+
 def make_repo(src: Path, dest: Path) -> Path:
     """Copy ``src`` to ``dest`` and make it a git repo with one commit (real git, via GitPython)."""
     import git

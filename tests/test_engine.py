@@ -16,7 +16,7 @@ from stackmagic import events as ev
 from stackmagic.engine import StepError
 from stackmagic.process_info import alive
 from stackmagic.state import Lock, LockedError
-from tests.conftest import wait_until
+from tests.conftest import wait_until, commands_running
 
 
 def get(port: int) -> dict:
@@ -166,7 +166,9 @@ def test_ctrl_c_stops_cleanly_and_the_next_stack_continues(stack_dir):
     assert proc.returncode == 130, out
     assert "interrupted" in out
     # the sleep's process group was stopped too
-    assert "sleep 30" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    running = commands_running()   # exact lines: a "sleep 300" elsewhere is not ours
+    assert "sleep 30" not in running
+    assert not [c for c in running if "slow init'; sleep 30" in c]
     stack_dir.extra.pop("ECHO_INIT_SLEEP")
     stack_dir.write()
     summary = stack_dir.engine().stack()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import commands_running
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 SECRET = "kernel-Secret-0815"
@@ -102,7 +103,9 @@ def test_kernel_preloads_magics_streams_progress_and_interrupt_resumes(kernel, s
     errors = [m["content"] for m in messages if m["msg_type"] == "error"]
     assert errors and "interrupted" in "\n".join(errors[0]["traceback"])
     assert "Traceback" not in "\n".join(errors[0]["traceback"])
-    assert "sleep 30" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    running = commands_running()   # exact lines: a "sleep 300" elsewhere is not ours
+    assert "sleep 30" not in running
+    assert not [c for c in running if "slow init'; sleep 30" in c]
 
     # the next %stack (without the slow init) continues from the interrupted step
     stack_dir.write()
