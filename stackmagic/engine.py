@@ -199,13 +199,23 @@ class Engine:
                        plan.unsupported, list(self.config.warnings))
 
     def _dry_run(self, plan: Plan, started: float) -> Summary:
+        """What ``stack`` would do: the same decisions, made from the recorded fingerprints;
+        a step after one that would run is assumed to run too."""
         keys: dict[str, str] = {}
+        would: set[str] = set()
         results = []
-        for step in plan:
-            rec = self.state.steps.get(step.id)
-            status = "skipped" if rec and not step.always else "would run"
-            keys[step.id] = rec.key if rec else ""
-            results.append(StepResult(step.id, step.phase, step.project, status))
+        for step in plan:                     # plan order is dependency order
+            key_deps = step.deps if step.key_deps is None else step.key_deps
+            if any(d in would for d in key_deps):
+                run, why = True, "a step it depends on would run"
+            else:
+                run, why = self.decide(step, keys, set())
+            if run:
+                would.add(step.id)
+            else:
+                keys[step.id] = self.state.steps[step.id].key
+            results.append(StepResult(step.id, step.phase, step.project,
+                                      "would run" if run else "skipped", 0.0, why))
         return Summary(results, [], time.monotonic() - started, plan.unsupported)
 
     def _run(self, plan: Plan) -> list[StepResult]:
@@ -344,6 +354,17 @@ class Engine:
 
         path = self.logfile(service)
         return tail(path, n, grep)
+
+    def follow(self, service: str, seconds: float, grep: str | None = None):
+        """Yield the lines appended to ``service``'s log for ``seconds`` (matching ``grep``)."""
+        import re
+
+        from stackmagic.tmux import follow
+
+        pattern = re.compile(grep) if grep else None
+        for line in follow(self.logfile(service), seconds):
+            if pattern is None or pattern.search(line):
+                yield line
 
     def logfile(self, service: str) -> Path:
         rec = self.state.processes.get(service)

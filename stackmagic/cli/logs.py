@@ -17,14 +17,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from stackmagic import api
-    from stackmagic.tmux import follow
 
     engine = api.engine(load(args))
     for line in engine.logs(args.service, args.n, args.grep):
         print(line)
     if args.follow:
         try:
-            for line in follow(engine.logfile(args.service), seconds=float("inf")):
+            for line in engine.follow(args.service, float("inf"), args.grep):
                 print(line, flush=True)
         except KeyboardInterrupt:
             pass

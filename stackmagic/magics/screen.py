@@ -44,7 +44,7 @@ class Windows(list):
 
 
 def _listing(engine) -> str:
-    running = [name for name in engine.tmux.windows() if engine.tmux.is_running(name)]
+    running = list(engine.tmux.running())
     return f"running: {', '.join(running)}" if running else "nothing is running (run %stack)"
 
 
@@ -61,18 +61,12 @@ def tail(engine, service: str, n: int, grep: str | None) -> LogTail:
 
 def follow(engine, service: str, seconds: float, grep: str | None):
     """Yield the lines appended to ``service``'s log during ``seconds`` (those matching ``grep``)."""
-    import re
-
-    from stackmagic.tmux import follow as follow_file
-
-    pattern = re.compile(grep) if grep else None
-    for line in follow_file(engine.logfile(service), seconds):
-        if pattern is None or pattern.search(line):
-            yield line
+    return engine.follow(service, seconds, grep)
 
 
 def windows(engine) -> Windows:
     """Every window of the tmux session with the pid of its process."""
     tmux = engine.tmux
     names = tmux.windows() if tmux.exists() else []
-    return Windows([(name, tmux.pid(name)) for name in names], tmux.session, tmux.server.socket_name)
+    live = tmux.running()
+    return Windows([(name, live.get(name)) for name in names], tmux.session, tmux.server.socket_name)
