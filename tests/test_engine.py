@@ -239,3 +239,13 @@ def test_unstack_never_stops_a_process_that_reused_a_recorded_pid(stack_dir):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_dry_run_makes_the_same_decisions_without_doing_them(stack_dir):
+    stack_dir.engine().stack()
+    stack_dir.write(ECHO_MESSAGE="dry")
+    preview = {r.step: r.status for r in stack_dir.engine().stack(dry_run=True).results}
+    assert preview == {"install": "skipped", "configure echo": "would run",
+                       "init echo": "would run", "start echo-api": "would run"}
+    assert get(stack_dir.port)["message"] == "hello"          # nothing was done
+    assert ran(stack_dir.engine().stack()) == [s for s, v in preview.items() if v == "would run"]
