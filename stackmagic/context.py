@@ -59,6 +59,7 @@ class Context:
         self.reads: dict[str, str | None] = {}
         self.logfile: Path | None = None
         self.shared: dict[str, Any] = {}          # per-run scratch shared by all steps
+        self.projects: list = []                  # the stack's projects, providers first
 
     # -- per step ---------------------------------------------------------------------------
     def for_step(self, step: "Step") -> "Context":

@@ -25,11 +25,7 @@ from stackmagic.context import Cancelled, CommandFailed, Context
 from stackmagic.errors import StackError
 from stackmagic.plan import PHASES, Plan, Step, build_plan
 from stackmagic.state import Lock, State, StepRecord
-from stackmagic.steps import ServiceFailed, log_path, stop_service
-
-
-#: Servers that ``unstack`` leaves running, as devstack does; ``unstack --all`` stops them too.
-INFRASTRUCTURE = frozenset({"mysql", "postgresql", "rabbit"})
+from stackmagic.steps import ServiceFailed, daemon_pid, log_path, stop_service
 
 
 class StepError(StackError):
@@ -139,7 +135,9 @@ class Engine:
         from stackmagic.plugins import load_plugins
 
         plugin_projects = load_plugins(self.ctx)
-        return enabled_projects(self.ctx, plugin_projects + self._extra)
+        projects, unsupported = enabled_projects(self.ctx, plugin_projects + self._extra)
+        self.ctx.projects = projects
+        return projects, unsupported
 
     def plan(self) -> Plan:
         projects, unsupported = self.projects()
@@ -337,6 +335,8 @@ class Engine:
         now = time.time()
         for rec, (healthy, detail) in zip(records, probes):
             pid = live.get(rec.service)
+            if pid is not None and rec.pidfile:
+                pid = daemon_pid(rec) or pid        # a forking daemon: its own pid, not the window's
             out.append(ServiceStatus(rec.service, rec.project, rec.window, pid, pid is not None,
                                      healthy, detail, rec.endpoint, rec.logfile,
                                      now - rec.started if pid else None,
@@ -385,7 +385,9 @@ class Engine:
 
     def _unstack(self, *, all: bool) -> list[str]:
         stopped = []
-        keep = set() if all else INFRASTRUCTURE
+        # the projects that declare themselves persistent (database and message servers) keep
+        # running, as devstack's unstack.sh leaves them; --all stops them too
+        keep = set() if all else {s for s, rec in self.state.processes.items() if rec.persistent}
         for service in reversed(list(self.state.processes)):
             if service in keep and self.tmux.is_running(service):
                 self._emit(ev.Message(f"kept {service} running (unstack --all stops it too)"))

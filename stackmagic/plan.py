@@ -8,6 +8,7 @@ re-run exactly what a change touches.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -52,6 +53,22 @@ class Plan:
             missing = [d for d in step.deps if d not in self.by_id]
             if missing:
                 raise ValueError(f"step {step.id!r} depends on unknown steps {missing}")
+        self._check_acyclic()
+
+    def _check_acyclic(self) -> None:
+        """Refuse a plan whose steps wait for each other in a circle (it would never finish)."""
+        from stackmagic.errors import ConfigError
+
+        done: set[str] = set()
+        left = list(self.steps)
+        while left:
+            ready = [s for s in left if all(d in done for d in s.deps)]
+            if not ready:
+                raise ConfigError("these steps wait for each other in a circle: "
+                                  + ", ".join(s.id for s in left)
+                                  + ". Check the projects' requires / own_order / after.")
+            done |= {s.id for s in ready}
+            left = [s for s in left if s.id not in done]
 
     def __iter__(self):
         return iter(self.steps)
@@ -71,12 +88,18 @@ class Plan:
 
 
 def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str] | None = None) -> Plan:
-    """The steps for ``projects`` (already filtered to the enabled ones, in catalog order)."""
+    """The steps for ``projects`` (the enabled ones, providers first: see ``enabled_projects``).
+
+    Nothing here names a project: edges come from what projects declare (``requires`` /
+    ``provides``, ``own_order``, each process's ``after``), so a new catalog module needs no edit
+    here. Within a project: configure, then init, then start and accounts side by side, then
+    data. Ordering-only edges (``deps``) are told apart from the edges whose results a step uses
+    (``key_deps``): only the latter re-run a step when the other re-ran.
+    """
     from stackmagic import steps as S
 
     plan: list[Step] = []
     add = plan.append
-    names = {p.name for p in projects}
 
     packages = sorted({pkg for p in projects for pkg in p.packages(ctx)})
     if packages:
@@ -101,68 +124,20 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
     add(Step("install", "install", "stack", S.install(projects), deps=base + clones + pre,
              inputs=S.install_inputs(projects), recipe=S.recipe(S)))
 
-    started: dict[str, list[str]] = {}          # project -> its start step ids
-    ready: dict[str, str] = {}                  # project -> last step before its start
-    databases = [p.name for p in projects if getattr(p, "is_database", False)]
-    for p in projects:                          # catalog order: infrastructure first
-        last = "install"
-        source = [f"clone {p.name}"] if p.repo else []     # its code, not everything installed
-        if p.overrides("configure") or p.config_files(ctx):
-            sid = f"configure {p.name}"
-            add(Step(sid, "configure", p.name, S.configure(p), deps=[last, *source], key_deps=source,
-                     inputs=S.merge_inputs(p), recipe=S.recipe(p), owner=p))
-            last = sid
-        if p.overrides("init"):
-            sid = f"init {p.name}"
-            deps = [last, *source]
-            key = [last if last != "install" else None, *source]
-            if p.uses_database:
-                deps += [s for db in databases for s in started.get(db, []) or [ready[db]]]
-                key += [ready[db] for db in databases if ready[db] != "install"]
-                deps += [k for k in key if k]
-            add(Step(sid, "init", p.name, p.init, deps=_unique(deps), key_deps=_unique(k for k in key if k),
-                     recipe=S.recipe(p), owner=p))
-            last = sid
-        ready[p.name] = last
-        after = [sid for dep in p.start_after if dep in names for sid in started.get(dep, [])]
-        ids = []
-        for proc in p.processes(ctx):
-            sid = f"start {proc.service}"
-            # restart when its config, its data setup or anything installed changed
-            add(Step(sid, "start", p.name, S.start(p, proc), deps=_unique([last, "install", *after]),
-                     key_deps=_unique([last, "install"]), inputs=S.start_inputs(proc),
-                     recipe=S.recipe(p), process=proc, owner=p))
-            ids.append(sid)
-        started[p.name] = ids
-
-    keystone_up = started.get("keystone", [])
-    accounts: dict[str, str] = {}
+    graph = _ProjectSteps(ctx, projects)
     for p in projects:
-        if p.overrides("accounts"):
-            sid = f"accounts {p.name}"
-            deps = list(keystone_up) if p.uses_keystone else list(started.get(p.name, []))
-            if p.name != "keystone" and "keystone" in accounts:
-                deps.append(accounts["keystone"])
-            deps = deps or [ready[p.name]]
-            # accounts live in Keystone's database: redo them when that was made anew
-            key = [d for d in ("init keystone",) if d in {st.id for st in plan}]
-            add(Step(sid, "accounts", p.name, p.accounts, deps=_unique(deps + key), key_deps=key,
-                     recipe=S.recipe(p), owner=p))
-            accounts[p.name] = sid
-    for p in projects:
-        if p.overrides("data"):
-            deps = started.get(p.name, []) + ([accounts[p.name]] if p.name in accounts else [])
-            deps = deps or [ready[p.name]]
-            key = [ready[p.name]] if ready[p.name] != "install" else []
-            add(Step(f"data {p.name}", "data", p.name, p.data, deps=_unique(deps + key), key_deps=key,
-                     recipe=S.recipe(p), owner=p))
+        graph.add_project(p, add)
+    graph.link(plan)
+    plan[:] = _dependency_order(plan)
 
     everything = [s.id for s in plan]
     if S.orphan_merges(ctx, projects):
         add(Step("post-config", "post-config", "stack", S.post_config(projects), deps=everything,
                  inputs=S.orphan_merge_inputs(projects), recipe=S.recipe(S)))
-    if "keystone" in accounts:
-        add(Step("credentials", "credentials", "stack", S.credentials, deps=list(accounts.values()),
+    identity = [sid for p in projects if "identity" in p.provides for sid in graph.ids(p, "accounts")]
+    if identity:
+        accounts = [sid for p in projects for sid in graph.ids(p, "accounts")]
+        add(Step("credentials", "credentials", "stack", S.credentials, deps=accounts,
                  key_deps=[], recipe=S.recipe(S)))
     everything = [s.id for s in plan]
     # devstack's extra, post-extra and test-config phases: the projects' hooks, then the
@@ -179,6 +154,147 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
                      deps=[s.id for s in plan], inputs=inputs, recipe=S.recipe(S)))
         everything = [s.id for s in plan]
     return Plan(plan, projects, unsupported or [])
+
+
+class _ProjectSteps:
+    """The per-project steps (configure, init, start, accounts, data) and the edges between them."""
+
+    def __init__(self, ctx: "Context", projects: list["Project"]):
+        self.ctx = ctx
+        self.projects = projects
+        self.steps: dict[str, dict[str, list[Step]]] = {}
+        self.providers = {cap: p for p in projects for cap in p.provides}
+
+    def ids(self, p: "Project", phase: str) -> list[str]:
+        return [s.id for s in self.steps[p.name][phase]]
+
+    def ready(self, p: "Project") -> str | None:
+        """Its last step before start (where its config and data are made), if any."""
+        made = self.ids(p, "init") or self.ids(p, "configure")
+        return made[-1] if made else None
+
+    def provider_steps(self, p: "Project", phase: str) -> list[str]:
+        """The steps after which ``p`` offers what it provides at ``phase``: that phase's
+        steps, or those of the last earlier phase it has, or the install."""
+        from stackmagic.catalog.base import PROJECT_PHASES
+
+        for earlier in reversed(PROJECT_PHASES[:PROJECT_PHASES.index(phase) + 1]):
+            if self.ids(p, earlier):
+                return self.ids(p, earlier)
+        return ["install"]
+
+    def add_project(self, p: "Project", add) -> None:
+        from stackmagic import steps as S
+
+        ctx = self.ctx
+        own: dict[str, list[Step]] = {ph: [] for ph in ("configure", "init", "start", "accounts", "data")}
+        self.steps[p.name] = own
+        source = [f"clone {p.name}"] if p.repo else []     # its code, not everything installed
+        recipe = S.recipe(p)
+        if p.overrides("configure") or p.config_files(ctx):
+            own["configure"].append(Step(f"configure {p.name}", "configure", p.name, S.configure(p),
+                                         deps=["install", *source], key_deps=list(source),
+                                         inputs=S.merge_inputs(p), recipe=recipe, owner=p))
+        if p.overrides("init"):
+            before = self.ready(p)
+            own["init"].append(Step(f"init {p.name}", "init", p.name, p.init,
+                                    deps=[before or "install", *source],
+                                    key_deps=[k for k in (before, *source) if k],
+                                    recipe=recipe, owner=p))
+        ready = self.ready(p)
+        for proc in p.processes(ctx):
+            if proc.needs_root and os.geteuid() != 0:
+                from stackmagic.errors import ConfigError
+
+                raise ConfigError(f"{proc.service} ({p.name}) runs only as root; run stack as root, "
+                                  f"or disable_service {proc.service}")
+            # restart when its config, its data setup or anything installed changed
+            key = [k for k in (ready, "install") if k]
+            own["start"].append(Step(f"start {proc.service}", "start", p.name, S.start(p, proc),
+                                     deps=list(key), key_deps=list(key), inputs=S.start_inputs(proc),
+                                     recipe=recipe, process=proc, owner=p))
+        if p.overrides("accounts"):
+            # made in Keystone, not from its own config: they wait for the identity provider
+            # (see link), not for this project's init
+            own["accounts"].append(Step(f"accounts {p.name}", "accounts", p.name, p.accounts,
+                                        deps=["install"], key_deps=[],
+                                        recipe=recipe, owner=p))
+        if p.overrides("data"):
+            deps = [ready or "install"] + [s.id for s in own["start"] + own["accounts"]]
+            own["data"].append(Step(f"data {p.name}", "data", p.name, p.data, deps=deps,
+                                    key_deps=[ready] if ready else [], recipe=recipe, owner=p))
+        for phase in own.values():
+            for step in phase:
+                add(step)
+
+    def link(self, plan: list[Step]) -> None:
+        """The edges between projects and between services, and the declared own order."""
+        starts = {s.process.service: s.id for s in plan if s.process}
+        for p in self.projects:
+            own = self.steps[p.name]
+            for first, then in p.own_order:
+                for step in own[then]:
+                    _extend(step, self.ids(p, first))
+            for need in p.requires:
+                provider = self.providers.get(need.capability)
+                if provider is None or provider is p:
+                    continue
+                targets = self._targets(p, need)
+                phase = provider.provides[need.capability]
+                key = self.ready(provider)
+                for step in targets:
+                    _extend(step, self.provider_steps(provider, phase))
+                    # made anew (its database re-created): redo what was made in it
+                    if key and step.phase != "start":
+                        _extend(step, [key], key=True)
+            for step in own["start"]:
+                _extend(step, [starts[a] for a in step.process.after if a in starts])
+            identity = self.providers.get("identity")
+            if identity is not None:
+                # accounts are Keystone's users, projects and endpoints: made through it, after
+                # its own (and again when its database was made anew)
+                for step in own["accounts"]:
+                    _extend(step, self.provider_steps(identity, identity.provides["identity"]))
+                    if self.ready(identity):
+                        _extend(step, [self.ready(identity)], key=True)
+
+    def _targets(self, p: "Project", need) -> list[Step]:
+        """The steps of ``p`` that wait for ``need``: those of its phase, or the next it has."""
+        from stackmagic.catalog.base import PROJECT_PHASES
+
+        own = self.steps[p.name]
+        for phase in PROJECT_PHASES[PROJECT_PHASES.index(need.before):]:
+            steps = own[phase]
+            if phase == "start" and need.services:
+                steps = [s for s in steps if s.process.service in need.services]
+            if steps:
+                return steps
+        return []
+
+
+def _dependency_order(steps: list[Step]) -> list[Step]:
+    """``steps`` reordered so each comes after what it depends on (stable otherwise); a circle
+    is left for :class:`Plan` to report."""
+    out: list[Step] = []
+    done: set[str] = set()
+    left = list(steps)
+    while left:
+        ready = [s for s in left if all(d in done for d in s.deps)]
+        if not ready:
+            return out + left
+        step = ready[0]
+        out.append(step)
+        done.add(step.id)
+        left.remove(step)
+    return out
+
+
+def _extend(step: Step, ids, key: bool = False) -> None:
+    for sid in ids:
+        if sid != step.id and sid not in step.deps:
+            step.deps.append(sid)
+        if key and step.key_deps is not None and sid not in step.key_deps:
+            step.key_deps.append(sid)
 
 
 def _unique(items) -> list[str]:

@@ -49,6 +49,11 @@ class ProcessRecord:
     key: str = ""                          # the start step's fingerprint
     health: dict | None = None             # its probe, see stackmagic.health.to_dict
     start_ticks: int | None = None         # when pid started: guards against a reused pid
+    persistent: bool = False               # a plain unstack keeps it (database, message servers)
+    pidfile: str | None = None             # a forking daemon's pid file
+    daemon_ticks: int | None = None        # when that daemon started
+    stop_signal: int = 15                  # what asks it to stop (SIGTERM)
+    stop_timeout: float = 10.0             # seconds before SIGKILL
 
 
 class State:

@@ -5,17 +5,15 @@ catalog; this module only calls the project's lifecycle methods around the share
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import inspect
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
-from stackmagic import ini, ports
+from stackmagic import codehash, ini, ports
 from stackmagic.health import to_dict as health_to_dict
 from stackmagic.process_info import start_ticks
 from stackmagic.errors import StackError
@@ -35,18 +33,8 @@ class ServiceFailed(StackError):
 
 
 # -- fingerprints of code --------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def _file_hash(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-def recipe(obj: Any) -> str:
-    """A hash of the source file that defines ``obj`` (a module, class or instance)."""
-    target = obj if inspect.ismodule(obj) or inspect.isclass(obj) else type(obj)
-    try:
-        return _file_hash(inspect.getfile(target))
-    except (TypeError, OSError):
-        return ""
+recipe = codehash.recipe
+_file_hash = codehash.file_hash
 
 
 # -- packages --------------------------------------------------------------------------------
@@ -233,16 +221,40 @@ def start_inputs(proc: "Process") -> Callable[["Context"], dict]:
     return lambda ctx: {"argv": proc.argv, "env": sorted(proc.env.items()), "cwd": str(proc.cwd)}
 
 
-def stop_service(ctx: "Context", service: str) -> bool:
-    """Stop a service's process (recorded pid, then its window). True if something was running."""
-    rec = ctx.state.processes.get(service)
-    stopped = ctx.tmux.stop(service)
-    if rec is not None:
-        from stackmagic.tmux import stop_pid
+def daemon_pid(rec: ProcessRecord) -> int | None:
+    """The live pid a forking daemon wrote to its pid file, if it is the one we started."""
+    if not rec.pidfile:
+        return None
+    try:
+        pid = int(Path(rec.pidfile).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    ticks = start_ticks(pid)
+    if ticks is None or (rec.daemon_ticks is not None and ticks != rec.daemon_ticks):
+        return None
+    return pid
 
+
+def stop_service(ctx: "Context", service: str) -> bool:
+    """Stop a service's process (a daemon by its pid file, then its window and recorded pid).
+    True if something was running."""
+    from stackmagic.tmux import stop_pid
+
+    rec = ctx.state.processes.get(service)
+    stopped = False
+    sig = rec.stop_signal if rec else signal.SIGTERM
+    timeout = rec.stop_timeout if rec else 10.0
+    if rec is not None:
+        pid = daemon_pid(rec)
+        if pid is not None:
+            stopped = stop_pid(pid, timeout, sig)
+    stopped = ctx.tmux.stop(service, timeout=timeout, sig=sig) or stopped
+    if rec is not None:
         # only the very process we started: after a reboot its pid may belong to another one
         if rec.start_ticks is None or start_ticks(rec.pid) == rec.start_ticks:
-            stopped = stop_pid(rec.pid) or stopped
+            stopped = stop_pid(rec.pid, timeout, sig) or stopped
+        if rec.pidfile:
+            Path(rec.pidfile).unlink(missing_ok=True)
         ctx.state.forget_process(service)
     return stopped
 
@@ -251,33 +263,76 @@ def log_path(ctx: "Context", service: str) -> Path:
     return ctx._settings.logdir / f"{service}.log"
 
 
+def _held_by_us(ctx: "Context", service: str, port: int) -> bool:
+    """Whether ``port`` is held by the running ``service`` we started (a restart frees it)."""
+    from stackmagic.process_info import tree
+
+    rec = ctx.state.processes.get(service)
+    if rec is None:
+        return False
+    holder = ports.who_listens(port)
+    ours = set(tree(rec.pid)) if start_ticks(rec.pid) == rec.start_ticks else set()
+    daemon = daemon_pid(rec)
+    if daemon is not None:
+        ours |= set(tree(daemon))
+    return bool(ours) and (holder is None or holder[0] in ours or holder[0] == 0)
+
+
+def _argv(proc: "Process") -> list[str]:
+    """The command line, run as ``proc.user`` / ``proc.group`` when it names another account."""
+    argv = [str(a) for a in proc.argv]
+    if proc.needs_root and os.geteuid() != 0:
+        raise StackError(f"{proc.service} runs only as root; run stack as root or disable it")
+    if proc.user or proc.group:
+        if os.geteuid() != 0:
+            raise StackError(f"{proc.service} runs as {proc.user or ''}:{proc.group or ''}, which "
+                             "only root can arrange; run stack as root or disable it")
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        argv = [runuser, *(["-u", proc.user] if proc.user else ["-u", "root"]),
+                *(["-g", proc.group] if proc.group else []), "--", *argv]
+    return argv
+
+
 def start(project: "Project", proc: "Process") -> Callable[["Context"], dict]:
     def run(ctx: "Context") -> dict:
         from stackmagic.tmux import tail
 
+        host = proc.host or "127.0.0.1"
+        # a port held by another program is refused before the running service is touched
+        if proc.port and not ports.port_is_free(host, proc.port) and not _held_by_us(ctx, proc.service, proc.port):
+            holder = ports.who_listens(proc.port)
+            who = f"pid {holder[0]} ({holder[1][:120]})" if holder else "another process"
+            raise StackError(
+                f"{proc.service} cannot listen on {host}:{proc.port}: the port is held by {who}. "
+                f"Stop that process, or choose another port for {proc.service}."
+            )
+        argv = _argv(proc)
         if stop_service(ctx, proc.service):
             ctx.log(f"stopped the running {proc.service} to start it anew")
-        if proc.port:
-            host = proc.host or "127.0.0.1"
-            if not ports.port_is_free(host, proc.port):
-                holder = ports.who_listens(proc.port)
-                who = f"pid {holder[0]} ({holder[1][:120]})" if holder else "another process"
-                raise StackError(
-                    f"{proc.service} cannot listen on {host}:{proc.port}: the port is held by {who}. "
-                    f"Stop that process, or choose another port for {proc.service}."
-                )
+        if proc.port and not _wait(lambda: ports.port_is_free(host, proc.port), 10):
+            raise StackError(f"{proc.service}: port {host}:{proc.port} is still held after the old "
+                             "process stopped")
         logfile = log_path(ctx, proc.service)
-        pid = ctx.tmux.start(proc.service, [str(a) for a in proc.argv], cwd=proc.cwd,
-                             env=proc.env, logfile=logfile)
-        ctx.state.record_process(ProcessRecord(
+        if proc.pidfile:
+            Path(proc.pidfile).parent.mkdir(parents=True, exist_ok=True)
+            Path(proc.pidfile).unlink(missing_ok=True)        # a stale one names a dead pid
+        pid = ctx.tmux.start(proc.service, argv, cwd=proc.cwd, env=proc.env, logfile=logfile,
+                             pidfile=proc.pidfile)
+        record = ProcessRecord(
             service=proc.service, project=project.name, pid=pid, window=proc.service,
             logfile=str(logfile), started=time.time(), endpoint=proc.endpoint, port=proc.port,
             host=proc.host, health=health_to_dict(proc.health), start_ticks=start_ticks(pid),
-        ))
+            persistent=project.persistent, pidfile=str(proc.pidfile) if proc.pidfile else None,
+            stop_signal=int(proc.stop_signal), stop_timeout=proc.stop_timeout,
+        )
+        ctx.state.record_process(record)
         ctx.log(f"{proc.service} started in tmux window {proc.service!r}, pid {pid}, log {logfile}")
+        deadline = time.monotonic() + proc.timeout
+        if proc.pidfile:
+            daemon = _daemon_started(ctx, proc, record, deadline, logfile)
+            ctx.log(f"{proc.service} runs as daemon pid {daemon} ({proc.pidfile})")
         if proc.health is None:
             return {"pid": pid}
-        deadline = time.monotonic() + proc.timeout
         detail = ""
         while time.monotonic() < deadline:
             ctx.check_cancel()
@@ -294,6 +349,37 @@ def start(project: "Project", proc: "Process") -> Callable[["Context"], dict]:
             f"({proc.health.describe()}: {detail}); last lines of {logfile}:",
             tail(logfile, 20), logfile)
     return run
+
+
+def _daemon_started(ctx: "Context", proc: "Process", record: ProcessRecord, deadline: float,
+                    logfile: Path) -> int:
+    """Wait for a forking daemon's pid file; record the daemon's start time with it."""
+    from stackmagic.tmux import tail
+
+    while time.monotonic() < deadline:
+        ctx.check_cancel()
+        try:
+            pid = int(Path(proc.pidfile).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+        if pid is not None and start_ticks(pid) is not None:
+            record.daemon_ticks = start_ticks(pid)
+            ctx.state.record_process(record)
+            return pid
+        if not ctx.tmux.is_running(proc.service):
+            break
+        time.sleep(0.05)
+    raise ServiceFailed(f"{proc.service} wrote no live pid to {proc.pidfile}; last lines of {logfile}:",
+                        tail(logfile, 20), logfile)
+
+
+def _wait(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 # -- credentials -----------------------------------------------------------------------------

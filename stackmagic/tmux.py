@@ -37,17 +37,29 @@ _POLL = 0.05
 _KILL_GRACE = 5.0
 _BLOCK = 64 * 1024
 
-# The pane's process: $1 log file, $2 header line (for the pane: start() wrote it to the log), then
-# the service's argv. It leads the process group, runs the service in the foreground (so Ctrl-C in
-# the pane reaches it) and outlives it until tee has passed the service's last words to the pane
-# and the log; then it exits with the service's status. tee ignores the signals that stop the
-# service; it ends when its input closes.
+# The pane's process: $1 log file, $2 header line (for the pane: start() wrote it to the log), $3
+# a pid file (empty for a service that stays in the foreground), then the service's argv. It leads
+# the process group, runs the service in the foreground (so Ctrl-C in the pane reaches it) and
+# outlives it until tee has passed the service's last words to the pane and the log; then it exits
+# with the service's status. tee ignores the signals that stop the service; it ends when its input
+# closes. A daemon that forks (a pid file given) is started with its output appended to the log
+# (a daemon that keeps its stdout open would hold a pipe forever); once its pid file names it, the
+# pane follows the log for as long as that pid lives, so the window lives exactly as long as the
+# daemon does.
 _LAUNCHER = """
-log=$1; header=$2; shift 2
+log=$1; header=$2; pidfile=$3; shift 3
 trap : HUP INT TERM
 printf '%s\\n' "$header"
-"$@" 2>&1 | (trap '' HUP INT TERM; exec tee -a -- "$log")
-exit "${PIPESTATUS[0]}"
+if [ -z "$pidfile" ]; then
+  "$@" 2>&1 | (trap '' HUP INT TERM; exec tee -a -- "$log")
+  exit "${PIPESTATUS[0]}"
+fi
+"$@" >>"$log" 2>&1 </dev/null
+status=$?
+if [ "$status" != 0 ]; then tail -n 20 -- "$log"; exit "$status"; fi
+for _ in $(seq 600); do [ -s "$pidfile" ] && break; sleep 0.05; done
+read -r pid <"$pidfile" || { echo "no pid in $pidfile" | tee -a -- "$log"; exit 1; }
+exec tail --pid="$pid" -s 0.2 -n 20 -F -- "$log" 2>/dev/null
 """
 
 
@@ -77,13 +89,16 @@ class Tmux:
         self.session = session
         self.server = libtmux.Server(socket_name=socket_name)
 
-    def start(self, name: str, argv: list[str], *, cwd: Path, env: dict[str, str], logfile: Path) -> int:
+    def start(self, name: str, argv: list[str], *, cwd: Path, env: dict[str, str], logfile: Path,
+              pidfile: Path | None = None) -> int:
         """Run ``argv`` in a new window ``name``; return the pid leading the service's process group.
 
         ``env`` is laid over the environment the tmux server gives its windows, plus
         ``PYTHONUNBUFFERED=1``. Output goes to the pane and is appended to ``logfile`` after a
         header line with the date and the command. A window ``name`` whose process is dead is
-        replaced; one whose process runs raises :class:`TmuxError`.
+        replaced; one whose process runs raises :class:`TmuxError`. With ``pidfile``, ``argv``
+        starts a daemon that forks and writes its pid there: the window then follows the log
+        while that pid lives (the returned pid is the window's, not the daemon's).
         """
         _check_name(name)
         if not argv:
@@ -102,7 +117,7 @@ class Tmux:
         header = f"--- {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z} start {name}: {shlex.join(argv)}"
         with logfile.open("a") as log:
             log.write(header + "\n")
-        return self._spawn(name, argv, cwd, full_env, logfile, header)
+        return self._spawn(name, argv, cwd, full_env, logfile, header, pidfile)
 
     def pid(self, name: str) -> int | None:
         """The pid of service ``name``, or ``None`` if it has no window or its process is gone."""
@@ -119,7 +134,7 @@ class Tmux:
         """Whether service ``name`` has a live process."""
         return self.pid(name) is not None
 
-    def stop(self, name: str, *, timeout: float = 10) -> bool:
+    def stop(self, name: str, *, timeout: float = 10, sig: int = signal.SIGTERM) -> bool:
         """Stop service ``name`` and close its window; return True if a process was stopped.
 
         SIGTERM goes to the service's process group and to every other process of its family;
@@ -128,12 +143,12 @@ class Tmux:
         window = self._window(name)
         if window is None:
             return False
-        stopped = _terminate([window.pid], timeout)
+        stopped = _terminate([window.pid], timeout, sig)
         self._cmd("kill-window", "-t", window.window_id, check=False)
         return stopped
 
     @staticmethod
-    def stop_pid(pid: int, timeout: float = 10) -> bool:
+    def stop_pid(pid: int, timeout: float = 10, sig: int = signal.SIGTERM) -> bool:
         """Stop the process ``pid`` and its family like :meth:`stop`, without any window.
 
         For pids recorded earlier whose window is gone. Returns True if a process was stopped.
@@ -153,10 +168,12 @@ class Tmux:
         """Whether the session exists."""
         return bool(self.server.is_alive() and self.server.has_session(self.session, exact=True))
 
-    def _spawn(self, name: str, argv: list[str], cwd: Path, env: dict[str, str], logfile: Path, header: str) -> int:
+    def _spawn(self, name: str, argv: list[str], cwd: Path, env: dict[str, str], logfile: Path, header: str,
+               pidfile: Path | None) -> int:
         common = ["-d", "-n", name, "-c", str(cwd), "-P", "-F", "#{pane_pid}"]
         common += [f"-e{key}={value}" for key, value in env.items()]
-        command = ["--", "/bin/bash", "-c", _LAUNCHER, f"stackmagic-{name}", str(logfile), header, *argv]
+        command = ["--", "/bin/bash", "-c", _LAUNCHER, f"stackmagic-{name}", str(logfile), header,
+                   str(pidfile or ""), *argv]
         # remain-on-exit is set in the same tmux command list, before a quick exit could close it.
         remain = [";", "set-option", "-w", "-t", f"={self.session}:={name}", "remain-on-exit", "on"]
         with _SPAWN_LOCK:  # the engine starts services from several threads at once
@@ -186,14 +203,14 @@ class Tmux:
         return list(result.stdout)
 
 
-def stop_pid(pid: int, timeout: float = 10) -> bool:
+def stop_pid(pid: int, timeout: float = 10, sig: int = signal.SIGTERM) -> bool:
     """Stop process ``pid``, its process group, its session and its descendants.
 
     SIGTERM first, SIGKILL to what is left after ``timeout`` seconds. Returns True if a process
     was stopped. A pid recorded long ago may have been reused by an unrelated process: pass only
     pids whose owner is known to be ours.
     """
-    return _terminate([pid], timeout)
+    return _terminate([pid], timeout, sig)
 
 
 def tail(logfile: Path, n: int = 20, grep: str | None = None) -> list[str]:
@@ -371,13 +388,13 @@ def _wait_gone(pids: set[int], deadline: float) -> set[int]:
     return left
 
 
-def _terminate(roots: list[int], timeout: float) -> bool:
-    """SIGTERM the families of ``roots``, then SIGKILL what outlives ``timeout``."""
+def _terminate(roots: list[int], timeout: float, sig: int = signal.SIGTERM) -> bool:
+    """``sig`` (SIGTERM) to the families of ``roots``, then SIGKILL what outlives ``timeout``."""
     roots = [pid for pid in roots if pid not in (0, 1, os.getpid(), os.getpgrp())]
     members = _family(roots)
     if not members:
         return False
-    _signal(roots, members, signal.SIGTERM)
+    _signal(roots, members, sig)
     left = _wait_gone(members, time.monotonic() + timeout)
     # children forked while we waited belong to the family too
     left |= _family(roots)

@@ -114,3 +114,23 @@ def stack_dir(tmp_path, echo_repo, tmp_path_factory, monkeypatch):
     except Exception:  # noqa: BLE001 - best effort; the kill-server below is the backstop
         pass
     sd.teardown()
+
+
+@pytest.fixture
+def catalog_dir(tmp_path):
+    """A folder that belongs to the ``stackmagic.catalog`` package for one test: a module written
+    there is a catalog module (``stackmagic.catalog.<name>``), found with no edit anywhere else.
+    Name the modules ``fake*``; they are forgotten afterwards."""
+    import sys
+
+    import stackmagic.catalog as catalog
+    from stackmagic import codehash
+
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    catalog.__path__.append(str(folder))
+    yield folder
+    catalog.__path__.remove(str(folder))
+    for name in [m for m in sys.modules if m.startswith("stackmagic.catalog.fake")]:
+        del sys.modules[name]
+    codehash.clear()

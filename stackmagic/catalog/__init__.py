@@ -1,43 +1,43 @@
 """The service catalog: one module per project that stackmagic can run.
 
-``BUILTIN`` lists them in the order they come up (infrastructure first, then Keystone, then the
-rest, as stack.sh does). Every name devstack knows, runnable here or not, is in
-:mod:`stackmagic.catalog.names`.
+Every module of this package that defines a :class:`Project` subclass with a ``name`` is part of
+the catalog: adding the module is all it takes (no list to edit). Which projects a stack runs
+follows from the enabled services and from what they declare (:class:`Need`, ``provides``,
+``when_needed``); their order follows from those needs: providers first, as stack.sh brings up
+the database and Keystone before the rest. Every name devstack knows, runnable here or not, is
+in :mod:`stackmagic.catalog.names`.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import TYPE_CHECKING
 
-from stackmagic.catalog.base import Process, Project
+from stackmagic.catalog.base import Need, Process, Project
+from stackmagic.errors import ConfigError
 
 if TYPE_CHECKING:
     from stackmagic.context import Context
 
-__all__ = ["BUILTIN", "Process", "Project", "builtin_projects", "enabled_projects", "runnable_services"]
+__all__ = ["Need", "Process", "Project", "builtin_projects", "enabled_projects", "order_projects",
+           "runnable_services"]
 
-#: module:Class of every project stackmagic can run, in start order.
-BUILTIN: tuple[str, ...] = (
-    "stackmagic.catalog.database:Database",
-    "stackmagic.catalog.memcached:Memcached",
-    "stackmagic.catalog.keystone:Keystone",
-    "stackmagic.catalog.glance:Glance",
-    "stackmagic.catalog.placement:Placement",
-    "stackmagic.catalog.tempest:Tempest",
-)
+_FOUND: dict[tuple[str, ...], tuple[type[Project], ...]] = {}
 
 
-def builtin_projects() -> list[type[Project]]:
-    out = []
-    for ref in BUILTIN:
-        module, _, cls = ref.partition(":")
-        try:
-            out.append(getattr(importlib.import_module(module), cls))
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-    return out
+def builtin_projects() -> tuple[type[Project], ...]:
+    """Every project class defined in a module of this package, sorted by name."""
+    key = tuple(__path__)
+    if key not in _FOUND:
+        found: list[type[Project]] = []
+        for info in pkgutil.iter_modules(__path__):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            found += [obj for obj in vars(module).values()
+                      if isinstance(obj, type) and issubclass(obj, Project)
+                      and obj.__module__ == module.__name__ and "name" in vars(obj)]
+        _FOUND[key] = tuple(sorted(found, key=lambda k: k.name))
+    return _FOUND[key]
 
 
 def runnable_services(extra: list[Project] | None = None) -> dict[str, str]:
@@ -50,15 +50,47 @@ def runnable_services(extra: list[Project] | None = None) -> dict[str, str]:
 
 
 def enabled_projects(ctx: "Context", extra: list[Project]) -> tuple[list[Project], list[str]]:
-    """The projects with at least one enabled service (or needed by one), in start order, and
-    the enabled service names that nothing here runs."""
+    """The projects with an enabled service, and those their needs bring in, providers first;
+    and the enabled service names that nothing here runs."""
     cfg = ctx.config
     candidates: list[Project] = [k() for k in builtin_projects()] + list(extra)
     chosen = [p for p in candidates
-              if any(cfg.is_service_enabled(s) for s in p.services) and not getattr(p, "implicit", False)]
-    needed = [p for p in candidates if getattr(p, "implicit", False) and p.wanted_by(ctx, chosen)]
-    projects = [p for p in candidates if p in chosen or p in needed]
+              if not p.when_needed and any(cfg.is_service_enabled(s) for s in p.services)]
+    todo = list(chosen)
+    while todo:
+        project = todo.pop(0)
+        for need in project.requires:
+            if any(need.capability in p.provides for p in chosen):
+                continue
+            providers = [p for p in candidates if need.capability in p.provides]
+            usable = [p for p in providers if p.when_needed and p.available(ctx)]
+            if usable:
+                chosen.append(usable[0])
+                todo.append(usable[0])
+            elif not need.optional:
+                names = [s for p in providers for s in p.services]
+                hint = (f"enable one of: {', '.join(names)}" if names else
+                        "no project in the catalog provides it")
+                raise ConfigError(f"{project.name} needs a {need.capability} (before its "
+                                  f"{need.before}), and none is enabled: {hint}")
     runnable = {s for p in candidates for s in p.services}
-    implied = {n for p in needed for n in getattr(p, "aliases", ())}
-    unsupported = [s for s in cfg.enabled if s not in runnable and s not in implied]
-    return projects, unsupported
+    unsupported = [s for s in cfg.enabled if s not in runnable]
+    return order_projects(chosen), unsupported
+
+
+def order_projects(projects: list[Project]) -> list[Project]:
+    """``projects`` with every provider before the projects that need it (stable otherwise)."""
+    providers = {cap: p for p in projects for cap in p.provides}
+    before = {p.name: {providers[n.capability].name for n in p.requires
+                       if n.capability in providers and providers[n.capability] is not p}
+              for p in projects}
+    ordered: list[Project] = []
+    placed: set[str] = set()
+    while len(ordered) < len(projects):
+        ready = [p for p in projects if p.name not in placed and before[p.name] <= placed]
+        if not ready:
+            stuck = sorted(p.name for p in projects if p.name not in placed)
+            raise ConfigError(f"these projects need each other in a circle: {', '.join(stuck)}")
+        ordered.append(ready[0])
+        placed.add(ready[0].name)
+    return ordered

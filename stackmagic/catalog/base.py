@@ -8,6 +8,7 @@ The engine turns those into steps; a method a project does not override gives no
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Iterable
@@ -16,11 +17,45 @@ from stackmagic.health import Check
 
 if TYPE_CHECKING:
     from stackmagic.context import Context
+    from stackmagic.verify import Listing
+
+
+#: The phases of a project's own steps, in the order they run (stack.sh's order).
+PROJECT_PHASES = ("configure", "init", "start", "accounts", "data")
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a project requires of another: ``capability`` ready before its own ``before`` phase.
+
+    ``Need("database", before="init")``: the database server is up before my init creates my
+    database. ``Need("identity", before="accounts")``: Keystone runs and has its own accounts
+    before mine are made. ``services`` narrows a ``before="start"`` need to some of my processes
+    (``Need("hypervisor", before="start", services=("n-cpu",))``). An ``optional`` need is met
+    when a provider is available and left out otherwise (Keystone runs without memcached).
+    """
+
+    capability: str
+    before: str = "init"
+    services: tuple[str, ...] = ()
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.before not in PROJECT_PHASES:
+            raise ValueError(f"Need({self.capability!r}): before must be one of {PROJECT_PHASES}")
 
 
 @dataclass(frozen=True)
 class Process:
-    """One long-running process: one tmux window named ``service``."""
+    """One long-running process: one tmux window named ``service``.
+
+    Most services run in the foreground of their window. A daemon that forks and writes a pid
+    file says so with ``pidfile``: its window then follows it (its ``daemon_log`` when given) for
+    as long as the pid lives; it is found, checked and stopped through that pid. ``stop_signal``
+    and ``stop_timeout`` say how it stops (SIGKILL follows when the timeout passes); ``user`` /
+    ``group`` run it as another account (root starts it there); ``needs_root`` refuses to plan it
+    for anyone else. ``after`` names services (of any project) that must be up before this one.
+    """
 
     service: str
     argv: list[str]
@@ -31,6 +66,14 @@ class Process:
     host: str | None = None             # where it listens, for the port-in-use check
     port: int | None = None
     timeout: float = 90.0               # seconds to wait for health
+    after: tuple[str, ...] = ()         # services that start (and are healthy) first
+    pidfile: Path | None = None         # the daemon forks and writes its pid here
+    daemon_log: Path | None = None      # where a forking daemon writes its log (the window shows it)
+    user: str | None = None             # run as this account (root only)
+    group: str | None = None            # ... with this group
+    needs_root: bool = False            # only root can run it (libvirtd, ovs-vswitchd ...)
+    stop_signal: int = signal.SIGTERM   # what asks it to stop
+    stop_timeout: float = 10.0          # seconds before SIGKILL
 
 
 class Project:
@@ -38,6 +81,28 @@ class Project:
 
     Only override what the project needs: ``configure``, ``init``, ``accounts``, ``data``,
     ``extra``, ``test_config`` each become a step only when overridden.
+
+    The contract with the planner (no other module names a project):
+
+    - ``provides``: capability -> the phase after which it is available to others, e.g.
+      ``{"database": "start"}`` (the server runs), ``{"identity": "accounts"}`` (Keystone runs
+      and holds its base accounts). Capabilities in use: ``database``, ``identity``, ``cache``,
+      ``message-bus``, ``coordination``, ``hypervisor``, ``vswitch``; any string works. When the
+      provider has no step of that phase, its last earlier step stands in.
+    - ``requires``: :class:`Need` entries; each orders the provider's phase before one of mine,
+      and pulls the provider into the stack when it is not enabled by name.
+    - ``when_needed``: the project comes only when something enabled requires what it provides
+      (the database, memcached); its service names alone do not bring it. ``available(ctx)``
+      says whether it can run here at all (an optional need goes unmet otherwise).
+    - ``persistent``: a plain ``unstack`` keeps its processes running (database and message
+      servers, as devstack's unstack.sh); ``unstack --all`` stops them too.
+    - ``own_order``: pairs of its own phases, the first before the second, beyond the usual
+      configure, init, then start and accounts side by side, then data: Keystone's
+      ``(("start", "accounts"),)`` (its accounts are made through its running API), Heat's
+      ``(("accounts", "start"),)``. Every project's accounts come after the identity
+      provider's, since accounts are made in Keystone.
+    - ``ports``: setting -> default, every port it listens on (sandboxes pick free ones).
+    - ``group``: the devstack group name that is_service_enabled knows it by (``glance``).
     """
 
     name: ClassVar[str]                                 # "keystone"
@@ -46,11 +111,35 @@ class Project:
     pypi: ClassVar[str | None] = None                   # PyPI name, for MIRROR_FROM_PYPI
     requirements: ClassVar[tuple[str, ...]] = ()        # more pip requirements for the venv
     system_packages: ClassVar[tuple[str, ...]] = ()     # Debian packages it needs
-    uses_database: ClassVar[bool] = False               # needs a database created for it
-    uses_keystone: ClassVar[bool] = False               # its accounts need Keystone running
-    start_after: ClassVar[tuple[str, ...]] = ()         # projects whose processes start first
+    provides: ClassVar[dict[str, str]] = {}             # capability -> phase it is ready after
+    requires: ClassVar[tuple[Need, ...]] = ()           # what it needs of others, and when
+    when_needed: ClassVar[bool] = False                 # comes only when required by another
+    persistent: ClassVar[bool] = False                  # plain unstack keeps it running
+    own_order: ClassVar[tuple[tuple[str, str], ...]] = ()   # (phase, later phase) of its own
+    ports: ClassVar[dict[str, int]] = {}                # port setting -> default
+    group: ClassVar[str | None] = None                  # devstack's group name for it
     source_dir_override: Path | None = None             # plugins: where the code already is
     plugin: str | None = None                           # the plugin that defined it
+
+    #: attributes of the first catalog, and what says the same now
+    _RETIRED: ClassVar[dict[str, str]] = {
+        "uses_database": 'requires = (Need("database", before="init"), ...)',
+        "uses_keystone": 'requires = (Need("identity", before="accounts"), ...)',
+        "start_after": 'requires = (Need(<capability>, before="start"), ...) or Process(after=...)',
+        "implicit": "when_needed = True", "wanted_by": "when_needed = True and requires in the others",
+        "is_database": 'provides = {"database": "start"}', "aliases": "services",
+    }
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        old = [name for name in cls._RETIRED if name in vars(cls)]
+        if old:
+            raise TypeError(f"project class {cls.__name__}: {', '.join(old)} no longer exist; write "
+                            + "; ".join(f"{cls._RETIRED[n]} (for {n})" for n in old))
+
+    def available(self, ctx: "Context") -> bool:
+        """Whether it can run on this machine with these settings (default: yes)."""
+        return True
 
     # -- where things are ----------------------------------------------------------------
     def source_dir(self, ctx: "Context") -> Path:
@@ -109,6 +198,14 @@ class Project:
 
     def test_config(self, ctx: "Context") -> None:
         """devstack's ``test-config`` phase: tempest and other test configuration."""
+
+    def verify_checks(self, ctx: "Context") -> list["Listing"]:
+        """What ``stackmagic verify`` asks the running project through openstacksdk."""
+        return []
+
+    def tempest_options(self, ctx: "Context") -> list[tuple[str, str, str]]:
+        """(section, key, value) for tempest.conf while it runs (devstack's configure_tempest)."""
+        return []
 
     def unstack(self, ctx: "Context") -> None:
         """devstack's ``unstack`` plugin phase: after its processes were stopped."""

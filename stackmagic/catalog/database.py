@@ -17,8 +17,7 @@ superuser; services connect over TCP as ``DATABASE_USER`` (default ``root``, as 
 ``DATABASE_PASSWORD``. The password never appears on a command line or in a log: SQL goes to the
 client's stdin, and carries only the server's hash of the password.
 
-The project is implicit: it comes with the first enabled project that ``uses_database``.
-Projects call ``Database.url(ctx, name)`` in configure and ``Database.create(ctx, name)`` in init.
+The project comes when an enabled project declares ``Need("database", ...)``. Projects call ``Database.url(ctx, name)`` in configure and ``Database.create(ctx, name)`` in init.
 """
 
 from __future__ import annotations
@@ -65,12 +64,10 @@ class Database(Project):
 
     name = "database"
     services = {"mysql": "MariaDB server", "postgresql": "PostgreSQL server"}
-    implicit = True
-    is_database = True
-    aliases = ("mysql", "postgresql")
-
-    def wanted_by(self, ctx: "Context", chosen: list[Project]) -> bool:
-        return any(p.uses_database for p in chosen)
+    provides = {"database": "start"}        # the server runs (SQLite: its directory exists)
+    when_needed = True
+    persistent = True                       # a plain unstack keeps the server, as devstack's
+    ports = {"DATABASE_PORT": 3306}
 
     # -- the URLs and databases projects use ----------------------------------------------
     @staticmethod

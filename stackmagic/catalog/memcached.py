@@ -37,13 +37,14 @@ def servers(ctx: "Context") -> str | None:
 class Memcached(Project):
     name = "memcached"
     services = {"memcached": "memcached (token cache)"}
-    implicit = True
-    aliases = ("memcached",)
+    provides = {"cache": "start"}
+    when_needed = True                  # Keystone's optional Need("cache") brings it
+    ports = {"MEMCACHED_PORT": PORT}
     system_packages = ("memcached",)
     requirements = ("pymemcache", "python-memcached")
 
-    def wanted_by(self, ctx: "Context", chosen: list[Project]) -> bool:
-        return servers(ctx) is not None and any(p.name == "keystone" for p in chosen)
+    def available(self, ctx: "Context") -> bool:
+        return available(ctx)
 
     def processes(self, ctx: "Context") -> Iterable[Process]:
         s = ctx.settings

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
 from stackmagic import services
 from stackmagic.catalog import names
@@ -75,6 +75,7 @@ def load_config(
     kind: Kind = "auto",
     environ: Mapping[str, str] | None = None,
     timeout: float = 10,
+    extra_services: Iterable[str] = (),
 ) -> Config:
     """Evaluate a localrc or local.conf and return the :class:`Config`.
 
@@ -86,7 +87,9 @@ def load_config(
     relative ``source`` commands start from). ``kind`` "auto" means local.conf
     when the text has a ``[[phase|file]]`` header. ``environ`` adds
     environment variables (``VAR=value ./stack.sh``). ``timeout`` bounds the
-    bash evaluation in seconds.
+    bash evaluation in seconds. Service names are known from devstack's list,
+    from the catalog's modules, and from ``extra_services`` (projects handed
+    to the engine directly).
 
     Raises :class:`~stackmagic.errors.ConfigError` with file and line for
     every mistake in the input.
@@ -108,7 +111,7 @@ def load_config(
     merges = _merges(evaluation, split, specs, source.localconf_name)
     enabled = services.parse_service_list(evaluation.values.get("ENABLED_SERVICES", ""))
     warnings += evaluation.warnings
-    warnings += _check_services(enabled, evaluation, localrc_text, localrc_name)
+    warnings += _check_services(enabled, evaluation, localrc_text, localrc_name, set(extra_services))
     warnings += _check_dirs(evaluation.values, evaluation.user, localrc_name)
     return Config(
         settings=Settings(evaluation.values, evaluation.user),
@@ -218,12 +221,17 @@ def _line_of(word: str, text: str) -> int | None:
 
 
 def _check_services(enabled: list[str], evaluation: Evaluation, text: str,
-                    name: str) -> list[str]:
+                    name: str, extra: set[str]) -> list[str]:
     """Unknown names are errors (warnings when a plugin may define them); retired
     names and names that need a plugin are warnings."""
+    from stackmagic.catalog import runnable_services
+
     warnings: list[str] = []
     plugin_names = {plugin.name for plugin in evaluation.plugins}
+    runnable = set(runnable_services()) | extra
     for service in enabled:
+        if service in runnable and names.lookup(service) is None:
+            continue            # a catalog module's own service, not in devstack's list
         line = _line_of(service, text)
         where = f"{name}, line {line}" if line else name
         known = names.lookup(service)
