@@ -8,49 +8,40 @@ fernet_setup, credential_setup, bootstrap (admin, RegionOne, the identity endpoi
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from stackmagic import identity
 from stackmagic.catalog import memcached
-from stackmagic.catalog.base import Process, Project
+from stackmagic.catalog.api_service import ApiService
+from stackmagic.catalog.base import Need
 from stackmagic.catalog.database import Database
-from stackmagic.catalog.wsgi import gunicorn, shim
+from stackmagic.verify import Listing
 
 if TYPE_CHECKING:
     from stackmagic.context import Context
 
-APP = "keystone.wsgi.api:application"
 
-
-class Keystone(Project):
+class Keystone(ApiService):
     name = "keystone"
+    group = "keystone"
     services = {"key": "Identity API"}
     repo = "openstack/keystone"
     pypi = "keystone"
     requirements = ("gunicorn", "openstacksdk", "python-openstackclient")
-    uses_database = True
-    start_after = ("memcached",)
-
-    def conf(self, ctx: "Context") -> Path:
-        return ctx.settings.path("KEYSTONE_CONF")
-
-    def config_files(self, ctx: "Context") -> list[Path]:
-        return [self.conf(ctx)]
-
-    def port(self, ctx: "Context") -> int:
-        return ctx.settings.int("KEYSTONE_SERVICE_PORT", identity.KEYSTONE_PORT)
-
-    def env(self, ctx: "Context") -> dict[str, str]:
-        return {"OS_KEYSTONE_CONFIG_DIR": str(self.conf(ctx).parent)}
+    api, app, health_path = "key", "keystone.wsgi.api:application", "/v3"
+    conf_setting, port_setting, default_port = "KEYSTONE_CONF", "KEYSTONE_SERVICE_PORT", identity.KEYSTONE_PORT
+    database, manage = "keystone", "keystone-manage"
+    scope_setting = "KEYSTONE_ENFORCE_SCOPE"
+    authtoken = False                   # it is the one that checks tokens
+    provides = {"identity": "accounts"}
+    requires = (Need("database", before="init"), Need("cache", before="start", optional=True))
+    own_order = (("start", "accounts"),)    # its accounts are made through its own API
 
     def configure(self, ctx: "Context") -> None:
+        super().configure(ctx)
         conf, s = self.conf(ctx), ctx.settings
         confdir = conf.parent
-        ctx.iniset(conf, "DEFAULT", "debug", s.bool("ENABLE_DEBUG_LOG_LEVEL", True))
         ctx.iniset(conf, "DEFAULT", "log_file", "")
-        ctx.iniset(conf, "database", "connection", Database.url(ctx, "keystone"))
         ctx.iniset(conf, "DEFAULT", "public_endpoint", ctx.url(self.port(ctx)))
         ctx.iniset(conf, "DEFAULT", "max_token_size", 16384)
         ctx.iniset(conf, "identity", "password_hash_rounds", s.int("KEYSTONE_PASSWORD_HASH_ROUNDS", 4))
@@ -71,13 +62,6 @@ class Keystone(Project):
             ctx.iniset(conf, "security_compliance", "lockout_duration", s.int("KEYSTONE_LOCKOUT_DURATION", 10))
             ctx.iniset(conf, "security_compliance", "unique_last_password_count",
                        s.int("KEYSTONE_UNIQUE_LAST_PASSWORD_COUNT", 2))
-        ctx.iniset(conf, "oslo_policy", "enforce_scope", s.bool("KEYSTONE_ENFORCE_SCOPE", True))
-        ctx.iniset(conf, "oslo_policy", "enforce_new_defaults", s.bool("KEYSTONE_ENFORCE_SCOPE", True))
-        shim(ctx, "keystone", APP)
-
-    def manage(self, ctx: "Context", *args: str, env: dict[str, str] | None = None) -> None:
-        ctx.run(ctx.venv.bin("keystone-manage"), "--config-file", self.conf(ctx), *args,
-                env={**self.env(ctx), **(env or {})}, cwd=self.conf(ctx).parent)
 
     def init(self, ctx: "Context") -> None:
         import getpass
@@ -85,11 +69,11 @@ class Keystone(Project):
         s = ctx.settings
         from concurrent.futures import ThreadPoolExecutor
 
-        Database.create(ctx, "keystone")
+        Database.create(ctx, self.database)
         user = getpass.getuser()
         # the key repositories do not touch the database: make them while db_sync runs
         with ThreadPoolExecutor(max_workers=3) as pool:
-            jobs = [pool.submit(self.manage, ctx, *args) for args in (
+            jobs = [pool.submit(self.run_manage, ctx, *args) for args in (
                 ("db_sync",),
                 ("fernet_setup", "--keystone-user", user, "--keystone-group", user),
                 ("credential_setup", "--keystone-user", user, "--keystone-group", user))]
@@ -97,17 +81,12 @@ class Keystone(Project):
                 job.result()
         url = ctx.url(self.port(ctx))
         # the password travels in the environment (OS_BOOTSTRAP_PASSWORD), never on a command line
-        self.manage(ctx, "bootstrap", "--bootstrap-username", "admin",
-                    "--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
-                    "--bootstrap-service-name", "keystone", "--bootstrap-region-id", s.region_name,
-                    "--bootstrap-public-url", url, "--bootstrap-internal-url", url,
-                    "--bootstrap-admin-url", url,
-                    env={"OS_BOOTSTRAP_PASSWORD": s.admin_password})
-
-    def processes(self, ctx: "Context") -> Iterable[Process]:
-        if ctx.config.is_service_enabled("key"):
-            yield gunicorn(ctx, "key", "keystone", APP, self.port(ctx), env=self.env(ctx),
-                           health_path="/v3")
+        self.run_manage(ctx, "bootstrap", "--bootstrap-username", "admin",
+                        "--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
+                        "--bootstrap-service-name", "keystone", "--bootstrap-region-id", s.region_name,
+                        "--bootstrap-public-url", url, "--bootstrap-internal-url", url,
+                        "--bootstrap-admin-url", url,
+                        env={"OS_BOOTSTRAP_PASSWORD": s.admin_password})
 
     def accounts(self, ctx: "Context") -> None:
         pw = ctx.settings.admin_password
@@ -140,23 +119,8 @@ class Keystone(Project):
         ops.append({"op": "grant", "role": "admin", "group": "admins", "project": "admin"})
         identity.apply(ctx, ops)
 
-    def cleanup(self, ctx: "Context") -> None:
-        Database.drop(ctx, "keystone")
-        shutil.rmtree(self.conf(ctx).parent, ignore_errors=True)
+    def verify_checks(self, ctx: "Context") -> list[Listing]:
+        return [Listing("token", "token"), Listing("projects", "identity.projects"),
+                Listing("users", "identity.users"),
+                Listing("services", "identity.services", ("type", "name"), join=":")]
 
-
-def authtoken(ctx: "Context", conf: Path, user: str, section: str = "keystone_authtoken") -> None:
-    """devstack's configure_keystone_authtoken_middleware: how a service checks tokens."""
-    s = ctx.settings
-    url = ctx.url(s.int("KEYSTONE_SERVICE_PORT", identity.KEYSTONE_PORT))
-    for key, value in (
-        ("auth_type", "password"), ("interface", "public"), ("auth_url", url),
-        ("www_authenticate_uri", url), ("username", user), ("user_domain_name", "Default"),
-        ("project_name", s.get("SERVICE_PROJECT_NAME") or "service"),
-        ("project_domain_name", "Default"), ("password", s.service_password),
-        ("region_name", s.region_name), ("service_token_roles_required", "true"),
-    ):
-        ctx.iniset(conf, section, key, value)
-    cache = memcached.servers(ctx)
-    if cache:
-        ctx.iniset(conf, section, "memcached_servers", cache)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackmagic import identity, ini
-from stackmagic.catalog.base import Project
+from stackmagic.catalog.base import Need, Project
 from stackmagic.errors import StackError
 from stackmagic.python import Venv
 
@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 DEFAULT_VERSION = "47.0.0"
 #: Name of the workspace in its registry (``$DATA_DIR/tempest-workspace.yaml``).
 WORKSPACE_NAME = "stackmagic"
-#: The ``[service_available]`` options configure_tempest sets (each a service group name).
+#: The ``[service_available]`` options configure_tempest sets (each a service group name), true
+#: when that group is enabled. What else tempest must know of a project, the project says
+#: (``Project.tempest_options``).
 SERVICE_AVAILABLE: tuple[str, ...] = ("glance", "nova", "neutron", "cinder", "swift", "horizon")
 #: Disk formats devstack never hands tempest as the image to boot.
 _SKIPPED_FORMATS = ("aki", "ari", "iso")
@@ -62,6 +64,7 @@ class Tempest(Project):
 
     name = "tempest"
     services = {"tempest": "Tempest integration tests (installed and configured, no process)"}
+    requires = (Need("identity", before="data"),)
 
     # -- where things are ----------------------------------------------------------------
     def venv(self, ctx: "Context") -> Venv:
@@ -170,14 +173,8 @@ def tempest_options(ctx: "Context", workspace: Path) -> list[tuple[str, str, str
     ]
     for service in SERVICE_AVAILABLE:
         opts.append(("service_available", service, _tf(cfg.is_service_enabled(service))))
-    if cfg.is_service_enabled("glance"):
-        opts += _image_options(ctx)
-    if cfg.is_service_enabled("placement"):
-        opts.append(("placement", "max_microversion", s.get("TEMPEST_PLACEMENT_MAX_MICROVERSION") or "latest"))
-    for project, setting in (("keystone", "KEYSTONE_ENFORCE_SCOPE"), ("glance", "GLANCE_ENFORCE_SCOPE"),
-                             ("placement", "PLACEMENT_ENFORCE_SCOPE")):
-        if cfg.is_service_enabled(project):
-            opts.append(("enforce_scope", project, _tf(s.bool(setting, True))))
+    for project in ctx.projects:        # what each running project tells tempest about itself
+        opts += project.tempest_options(ctx)
     return opts
 
 
@@ -197,7 +194,7 @@ def _security_compliance(ctx: "Context") -> list[tuple[str, str, str]]:
     return out
 
 
-def _image_options(ctx: "Context") -> list[tuple[str, str, str]]:
+def image_options(ctx: "Context") -> list[tuple[str, str, str]]:
     s = ctx.settings
     images = active_images(ctx)
     opts = [

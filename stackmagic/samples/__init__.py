@@ -50,8 +50,10 @@ def sandbox(root: Path, name: str = "sandbox") -> list[str]:
             sock.bind(("127.0.0.1", 0))
             return sock.getsockname()[1]
 
-    ports = ("KEYSTONE_SERVICE_PORT", "GLANCE_SERVICE_PORT", "PLACEMENT_SERVICE_PORT",
-             "MEMCACHED_PORT", "DATABASE_PORT")
+    from stackmagic.catalog import builtin_projects
+
+    # every port a project of the catalog listens on (each declares its own: Project.ports)
+    ports = sorted({setting for project in builtin_projects() for setting in project.ports})
     return [f"DEST={root}/dest", f"DATA_DIR={root}/data", f"LOGDIR={root}/logs",
             f"CLOUDS_YAML={root}/clouds.yaml", f"TMUX_SOCKET=stackmagic-{name}-{uuid.uuid4().hex[:8]}",
             *(f"{port}={free_port()}" for port in ports)]
