@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -72,11 +71,12 @@ class DbStack:
         ]
         self.localrc.write_text("\n".join(lines) + "\n")
 
-    def engine(self):
+    def engine(self, events: list | None = None):
+        from stackmagic import events as ev
         from stackmagic.config import load_config
         from stackmagic.engine import Engine
 
-        return Engine(load_config(self.localrc))
+        return Engine(load_config(self.localrc), on_event=events.append if events is not None else ev.ignore)
 
     def teardown(self) -> None:
         try:
@@ -137,11 +137,14 @@ def cmdlines_containing(needle: str) -> list[str]:
 def test_server_backend_end_to_end(kind, db_stack):
     port = free_port()
     db_stack.write(kind, DATABASE_PORT=str(port))
-    t0 = time.monotonic()
-    summary = db_stack.engine().stack()
-    cold = time.monotonic() - t0
-    steps = ran(summary)
-    assert steps.index("configure database") < steps.index(f"start {kind}") < steps.index("init dbcheck")
+    events: list = []
+    summary = db_stack.engine(events).stack()
+    # in the order they happened: the server's data directory, the server up, then the user's init
+    timeline = [(type(e).__name__, e.step) for e in events if type(e).__name__ in ("StepStarted", "StepFinished")]
+    assert (timeline.index(("StepFinished", "configure database"))
+            < timeline.index(("StepStarted", f"start {kind}"))
+            < timeline.index(("StepFinished", f"start {kind}"))
+            < timeline.index(("StepStarted", "init dbcheck")))
 
     # the fixture's round trip ran in the stack's venv, over TCP, with the password; a wrong one fails
     init_log = (db_stack.root / "logs" / "stack" / "init-dbcheck.log").read_text()
@@ -182,7 +185,6 @@ def test_server_backend_end_to_end(kind, db_stack):
     # clean removes its data
     db_stack.engine().clean()
     assert not base.exists()
-    print(f"\n{kind}: cold stack {cold:.1f} s")
 
 
 def test_sqlite_needs_no_server(db_stack):

@@ -169,12 +169,6 @@ def test_localrc_output_does_not_disturb(workdir: Workdir) -> None:
     assert rc("echo hello\necho err >&2\nprintf 'V\\0X\\0y\\0'\nA=1").settings["A"] == "1"
 
 
-def test_bash_is_fast(workdir: Workdir) -> None:
-    start = time.monotonic()
-    rc("enable_service s-proxy")
-    assert time.monotonic() - start < 2
-
-
 # -- plugins -------------------------------------------------------------------------------
 
 
@@ -249,10 +243,8 @@ def _processes_with(argument: str) -> list[int]:
 
 def test_endless_localrc_is_stopped_with_its_children(workdir: Workdir) -> None:
     token = f"{300 + os.getpid() % 1000}.{time.monotonic_ns() % 10**6}"
-    start = time.monotonic()
     with pytest.raises(ConfigError, match=r"still running after 0.5 s"):
         rc(f"sleep {token} &\nwhile :; do :; done", timeout=0.5)
-    assert time.monotonic() - start < 5
     deadline = time.monotonic() + 5
     while _processes_with(token.encode()) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import git
@@ -97,10 +96,8 @@ def test_editable_install_of_clone_has_release_version(mirrored: MirrorResult,
 
 def test_second_call_is_a_quick_no_op(mirrored: MirrorResult, tmp_path: Path) -> None:
     before = git.Repo(mirrored.path).heads["master"].commit.hexsha
-    start = time.monotonic()
     again = mirror_project(NAME, VERSION, "os-service-types", mirrored.path.parent.parent,
                            cache=tmp_path / "empty-cache-so-no-download-is-possible")
-    assert time.monotonic() - start < 2
     assert again == MirrorResult(NAME, VERSION, mirrored.path, created=False)
     assert git.Repo(mirrored.path).heads["master"].commit.hexsha == before
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import doctest
+import os
 import re
+from pathlib import Path
 
 import pytest
 
 from stackmagic.catalog import names
 from stackmagic.catalog.names import all_names, closest, explain, lookup, projects
+from stackmagic.config.defaults import DEFAULT_ENABLED_SERVICES
 
-# stackrc's default ENABLED_SERVICES (devstack master): all must be current names.
-DEVSTACK_DEFAULTS = (
-    "key,n-api,n-cpu,n-cond,n-sch,n-novnc,n-api-meta,placement-api,placement-client,g-api,"
-    "c-sch,c-api,c-vol,ovn-controller,ovn-northd,ovs-vswitchd,ovsdb-server,q-svc,q-ovn-agent,"
-    "horizon,rabbit,tempest,mysql,etcd3,dstat"
-).split(",")
 
 REQUIRED = (
     "key g-api g-reg n-api n-cpu n-cond n-sch n-novnc n-spice n-sproxy n-api-meta n-net n-crt "
@@ -37,10 +34,29 @@ def test_required_names_are_known():
     assert missing == []
 
 
-@pytest.mark.parametrize("name", DEVSTACK_DEFAULTS)
-def test_devstack_defaults_are_current(name):
+@pytest.mark.parametrize("name", DEFAULT_ENABLED_SERVICES)
+def test_the_default_services_are_current_names(name):
     entry = lookup(name)
     assert entry is not None and entry.status == "current"
+
+
+def stackrc_default_services(stackrc: str) -> list[str]:
+    """The ENABLED_SERVICES that devstack's stackrc builds when the localrc sets none: its
+    ``if ! isset ENABLED_SERVICES`` block, run by bash."""
+    import subprocess
+
+    block = re.search(r"^if ! isset ENABLED_SERVICES.*?^fi$", stackrc, re.S | re.M)
+    assert block, "stackrc has no 'if ! isset ENABLED_SERVICES' block"
+    script = "function isset { [[ -v $1 ]]; }\n" + block.group(0) + "\necho $ENABLED_SERVICES"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True).stdout.strip()
+    return out.split(",")
+
+
+@pytest.mark.skipif(not os.environ.get("DEVSTACK_SRC"),
+                    reason="set DEVSTACK_SRC to a devstack checkout to compare with its stackrc")
+def test_the_default_services_are_devstacks():
+    stackrc = (Path(os.environ["DEVSTACK_SRC"]) / "stackrc").read_text()
+    assert list(DEFAULT_ENABLED_SERVICES) == stackrc_default_services(stackrc)
 
 
 def test_all_names_has_no_duplicates():
