@@ -686,7 +686,8 @@ verbs (devstack's inc/ini-config functions):
   has-option FILE SECTION OPTION         ini_has_option (exit status 0 or 1)
   comment|uncomment|delete FILE SECTION OPTION
   sections FILE                          iniget_sections (one name a line)
-  merge FILE                             merge_config_file: stdin holds NUL-terminated
+  merge FILE                             merge_config_file (FILE and its directory are
+                                         created if missing): stdin holds NUL-terminated
                                          SECTION, OPTION, VALUE triples in local.conf order
                                          (an option repeated in a section is multi-line)
 """
@@ -711,6 +712,15 @@ def _merge_records(data: str) -> list[tuple[str, str, str | tuple[str, ...]]]:
             for (section, option), values in grouped.items()]
 
 
+def _create(path: Path) -> None:
+    """Make ``path`` and its directory exist, as devstack's merge_config_group does."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+    except OSError as err:
+        raise IniError(f"cannot create {path}: {err.strerror or err}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m stackmagic.ini``: the INI edits for shell code, with devstack's contract.
 
@@ -732,6 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(name)
             return 0
         if verb == "merge":
+            _create(Path(path))
             merge_file(path, _merge_records(sys.stdin.read()), sudo=sudo)
             return 0
         if len(rest) < 2 or not rest[0] or not rest[1]:
