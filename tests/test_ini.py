@@ -595,3 +595,36 @@ def test_save_redoes_edits_on_a_file_changed_since_it_was_read(tmp_path: Path) -
     iniset(path, "DEFAULT", "theirs", "yes")  # another writer, between our read and our save
     assert mine.save()
     assert content(path) == "[DEFAULT]\nmine = yes\ntheirs = yes\na = 1\n\n[multi]\nm = x\nm = y\n"
+
+
+# -- local.conf merges and the shell interface ----------------------------------------------------
+
+
+def test_merge_file_keeps_local_conf_order_and_replaces_in_place(tmp_path: Path) -> None:
+    path = conf(tmp_path, "[eee]\n# original comment\ntype=original\n")
+    ini.merge_file(path, [("eee", "type", "new"), ("eee", "multi", "foo2"), ("eee", "z", "1"),
+                          ("new", "b", "2"), ("new", "a", ("x", "y"))])
+    assert content(path) == ("[eee]\nmulti = foo2\nz = 1\n# original comment\ntype=new\n"
+                             "\n[new]\nb = 2\na = x\na = y\n")
+
+
+def test_shell_interface(tmp_path: Path) -> None:
+    path = tmp_path / "x.conf"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "stackmagic.ini", *args], input=stdin,
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    assert run("set", str(path), "DEFAULT", "debug", "a & b \\ c").returncode == 0
+    assert run("get", str(path), "DEFAULT", "debug").stdout == "a & b \\ c\n"
+    assert run("has-option", str(path), "DEFAULT", "debug").returncode == 0
+    assert run("has-option", str(path), "DEFAULT", "nope").returncode == 1
+    assert run("merge", str(path), stdin="s\0k\0one\0s\0k\0two\0s\0j\0v\0").returncode == 0
+    assert run("get-multiline", str(path), "s", "k").stdout == "one\ntwo\n"
+    assert run("sections", str(path)).stdout == "DEFAULT\ns\n"
+    missing = run("set", str(path), "DEFAULT")           # devstack's iniset does nothing here
+    assert missing.returncode == 0 and "nothing done" in missing.stderr
+    bad = run("set", str(tmp_path / "no" / "dir" / "x.conf"), "s", "k", "v")
+    assert bad.returncode == 1 and "cannot write" in bad.stderr and "Traceback" not in bad.stderr
+    assert run("frobnicate", str(path)).returncode == 2
