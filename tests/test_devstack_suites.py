@@ -131,8 +131,7 @@ def test_trueorfalse_without_a_variable_name_dies() -> None:
 # -- the INI editor (test_ini_config.sh) -----------------------------------------------------
 
 
-def test_ini_config_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_ini_config_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The upstream steps in order, on one file, as the upstream script runs them."""
     path = tmp_path / "etc" / "test.ini"
     path.parent.mkdir()
@@ -166,7 +165,8 @@ def test_ini_config_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             section, option, value = step["new_file"]
             ini.iniset(new, section, option, value)
             assert ini.iniget(new, section, option) == step["expect"], where
-            assert new.read_text() == f"\n[{section}]\n{option} = {value}\n"  # devstack's blank line
+            # a new file starts with devstack's blank line
+            assert new.read_text() == f"\n[{section}]\n{option} = {value}\n"
         else:
             raise AssertionError(f"unknown step {step}")
     assert checked >= 36  # as many checks as the upstream script makes

@@ -578,7 +578,8 @@ def test_concurrent_writers_in_threads_and_processes_lose_nothing(tmp_path: Path
         f"{name}_{index}"
         for name in names
         for index in range(count)
-        if iniget(path, "DEFAULT" if index % 2 else "shared", f"{name}_{index}") != f"{name}={index}"
+        if iniget(path, "DEFAULT" if index % 2 else "shared", f"{name}_{index}")
+        != f"{name}={index}"
     ]
     assert missing == [], f"{len(missing)} of {len(names) * count} writes lost"
     assert iniget(path, "DEFAULT", "debug") == "True"
