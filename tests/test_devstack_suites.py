@@ -330,7 +330,6 @@ def run_upstream(script: str, devstack: Path, top: Path) -> tuple[Counts, str]:
     return _count_unittest(proc.stdout, CASES["not_provided"].get(script, {})), output
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not _DEVSTACK, reason="set DEVSTACK_SRC to a devstack checkout to run "
                     "devstack's own test scripts (CI has none; the cases above run always)")
 @pytest.mark.parametrize("script", SCRIPTS)
