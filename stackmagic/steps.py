@@ -170,10 +170,14 @@ def _merges_for(ctx: "Context", files: list[Path], phase: str = "post-config") -
 
 
 def apply_merges(ctx: "Context", merges: list) -> None:
+    by_file: dict[Path, list] = {}
     for m in merges:
-        Path(m.file).parent.mkdir(parents=True, exist_ok=True)
-        ini.merge_into(Path(m.file), m.section, m.key, m.value)
-        ctx.log(f"{m.phase}: [{m.section}] {m.key} -> {m.file}")
+        by_file.setdefault(Path(m.file), []).append(m)
+    for path, group in by_file.items():  # one merge per file keeps local.conf's order
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ini.merge_file(path, [(m.section, m.key, m.value) for m in group])
+        for m in group:
+            ctx.log(f"{m.phase}: [{m.section}] {m.key} -> {m.file}")
 
 
 def configure(project: "Project") -> Callable[["Context"], None]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -46,7 +48,8 @@ def content(path: Path) -> str:
 def test_iniset_creates_missing_file(tmp_path: Path) -> None:
     path = conf(tmp_path, None)
     iniset(path, "DEFAULT", "debug", "True")
-    assert content(path) == "[DEFAULT]\ndebug = True\n"
+    # devstack's iniset appends "\n[DEFAULT]": a new file starts with a blank line
+    assert content(path) == "\n[DEFAULT]\ndebug = True\n"
 
 
 def test_iniset_appends_new_section_after_blank_line(tmp_path: Path) -> None:
@@ -67,10 +70,22 @@ def test_new_section_after_unterminated_last_line(tmp_path: Path) -> None:
     assert content(path) == "[a]\nx = 1\n\n[b]\ny = 2\n"
 
 
+def test_section_header_with_spaces_is_read_and_written_verbatim(tmp_path: Path) -> None:
+    # devstack reads "[ ccc ]" as section " ccc " (iniget FILE " ccc " OPT)
+    path = conf(tmp_path, "[ ccc ]\nspaces  =  yes\n\n[ccc]\nspaces = no\n")
+    assert iniget(path, " ccc ", "spaces") == "yes"
+    assert iniget(path, "ccc", "spaces") == "no"
+    iniset(path, "b b", "opt_ion", "42")
+    iniset(path, " ccc ", "spaces", "again")
+    assert content(path) == ("[ ccc ]\nspaces  =  again\n\n[ccc]\nspaces = no\n"
+                             "\n[b b]\nopt_ion = 42\n")
+    assert iniget_sections(path) == [" ccc ", "ccc", "b b"]
+
+
 def test_iniset_into_empty_existing_file(tmp_path: Path) -> None:
     path = conf(tmp_path, "")
     iniset(path, "s", "k", "v")
-    assert content(path) == "[s]\nk = v\n"
+    assert content(path) == "\n[s]\nk = v\n"
 
 
 def test_iniset_replaces_existing_key_in_place(tmp_path: Path) -> None:
@@ -160,7 +175,7 @@ def test_values_written_verbatim_when_replaced(tmp_path: Path, value: str) -> No
 def test_value_surrounding_spaces_written_but_read_back_stripped(tmp_path: Path) -> None:
     path = conf(tmp_path, None)
     iniset(path, "s", "k", "  padded ")
-    assert content(path) == "[s]\nk =   padded \n"
+    assert content(path) == "\n[s]\nk =   padded \n"
     assert iniget(path, "s", "k") == "padded"
 
 
@@ -302,9 +317,9 @@ def test_iniset_multiline_replaces_at_first_place(tmp_path: Path) -> None:
 def test_iniset_multiline_creates_file_and_without_values_removes(tmp_path: Path) -> None:
     path = conf(tmp_path, None)
     iniset_multiline(path, "s", "k", "1", "2")
-    assert content(path) == "[s]\nk = 1\nk = 2\n"
+    assert content(path) == "\n[s]\nk = 1\nk = 2\n"
     iniset_multiline(path, "s", "k")
-    assert content(path) == "[s]\n"
+    assert content(path) == "\n[s]\n"
 
 
 def test_iniadd_keeps_existing_values(tmp_path: Path) -> None:
@@ -313,7 +328,7 @@ def test_iniadd_keeps_existing_values(tmp_path: Path) -> None:
     assert content(path) == "[s]\na = 1\nk = one\nk = two\nk = three four\n"
     missing = conf(tmp_path, None, "new.conf")
     iniadd(missing, "s", "k", "x")
-    assert content(missing) == "[s]\nk = x\n"
+    assert content(missing) == "\n[s]\nk = x\n"
 
 
 def test_merge_into_str_and_list(tmp_path: Path) -> None:
@@ -480,9 +495,10 @@ def test_inifile_context_manager_saves_only_on_success(tmp_path: Path) -> None:
         ("", "k", "v"),
         ("s", "", "v"),
         ("a]b", "k", "v"),
+        ("  ", "k", "v"),
         ("s", "k=x", "v"),
         ("s", "#k", "v"),
-        (" s", "k", "v"),
+        ("s", " k", "v"),
         ("s", "k", "line1\nline2"),
         ("s", "k", "cr\r"),
     ],
@@ -515,3 +531,101 @@ def test_value_not_in_error_message(tmp_path: Path) -> None:
     with pytest.raises(IniError) as caught:
         iniset(tmp_path / "x.conf", "s", "password", "s3cret\nmore")
     assert "s3cret" not in str(caught.value)
+
+
+# -- writers at the same time ---------------------------------------------------------------------
+
+_WRITER = """
+import sys
+from stackmagic.ini import iniset
+path, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.stdin.read()                      # wait for the go: every writer starts together
+for index in range(count):
+    iniset(path, "DEFAULT" if index % 2 else "shared", f"{name}_{index}", f"{name}={index}")
+"""
+
+
+def test_concurrent_writers_in_threads_and_processes_lose_nothing(tmp_path: Path) -> None:
+    """devstack's Neutron writes nova.conf while Nova configures it: every option must land."""
+    path = conf(tmp_path, "[DEFAULT]\n# a comment that stays\ndebug = True\n")
+    path.chmod(0o640)
+    count, processes, threads = 40, 4, 6
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), f"proc{n}", str(count)],
+                         stdin=subprocess.PIPE, env=env)
+        for n in range(processes)
+    ]
+    go = threading.Event()
+
+    def write(name: str) -> None:
+        go.wait()
+        for index in range(count):
+            iniset(path, "DEFAULT" if index % 2 else "shared", f"{name}_{index}", f"{name}={index}")
+
+    workers = [threading.Thread(target=write, args=(f"thread{n}",)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for proc in procs:
+        proc.stdin.close()  # type: ignore[union-attr]
+    go.set()
+    for worker in workers:
+        worker.join()
+    assert [proc.wait(timeout=120) for proc in procs] == [0] * processes
+
+    names = [f"proc{n}" for n in range(processes)] + [f"thread{n}" for n in range(threads)]
+    missing = [
+        f"{name}_{index}"
+        for name in names
+        for index in range(count)
+        if iniget(path, "DEFAULT" if index % 2 else "shared", f"{name}_{index}")
+        != f"{name}={index}"
+    ]
+    assert missing == [], f"{len(missing)} of {len(names) * count} writes lost"
+    assert iniget(path, "DEFAULT", "debug") == "True"
+    assert "# a comment that stays\n" in content(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.conf"]  # no temp or lock file left
+
+
+def test_save_redoes_edits_on_a_file_changed_since_it_was_read(tmp_path: Path) -> None:
+    path = conf(tmp_path, "[DEFAULT]\na = 1\n")
+    mine = ini.IniFile(path)
+    mine.set("DEFAULT", "mine", "yes")
+    mine.add("multi", "m", "x", "y")
+    iniset(path, "DEFAULT", "theirs", "yes")  # another writer, between our read and our save
+    assert mine.save()
+    assert content(path) == "[DEFAULT]\nmine = yes\ntheirs = yes\na = 1\n\n[multi]\nm = x\nm = y\n"
+
+
+# -- local.conf merges and the shell interface ----------------------------------------------------
+
+
+def test_merge_file_keeps_local_conf_order_and_replaces_in_place(tmp_path: Path) -> None:
+    path = conf(tmp_path, "[eee]\n# original comment\ntype=original\n")
+    ini.merge_file(path, [("eee", "type", "new"), ("eee", "multi", "foo2"), ("eee", "z", "1"),
+                          ("new", "b", "2"), ("new", "a", ("x", "y"))])
+    assert content(path) == ("[eee]\nmulti = foo2\nz = 1\n# original comment\ntype=new\n"
+                             "\n[new]\nb = 2\na = x\na = y\n")
+
+
+def test_shell_interface(tmp_path: Path) -> None:
+    path = tmp_path / "x.conf"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "stackmagic.ini", *args], input=stdin,
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    assert run("set", str(path), "DEFAULT", "debug", "a & b \\ c").returncode == 0
+    assert run("get", str(path), "DEFAULT", "debug").stdout == "a & b \\ c\n"
+    assert run("has-option", str(path), "DEFAULT", "debug").returncode == 0
+    assert run("has-option", str(path), "DEFAULT", "nope").returncode == 1
+    assert run("merge", str(path), stdin="s\0k\0one\0s\0k\0two\0s\0j\0v\0").returncode == 0
+    assert run("get-multiline", str(path), "s", "k").stdout == "one\ntwo\n"
+    assert run("sections", str(path)).stdout == "DEFAULT\ns\n"
+    missing = run("set", str(path), "DEFAULT")           # devstack's iniset does nothing here
+    assert missing.returncode == 0 and "nothing done" in missing.stderr
+    bad = run("set", str(tmp_path / "no" / "dir" / "x.conf"), "s", "k", "v")
+    assert bad.returncode == 1 and "cannot write" in bad.stderr and "Traceback" not in bad.stderr
+    assert run("frobnicate", str(path)).returncode == 2

@@ -147,15 +147,25 @@ def test_header_with_spaces(tmp_path: Path) -> None:
         error)
 
 
-def test_file_part_with_unset_variable(tmp_path: Path) -> None:
-    error = expect_error("[[local|localrc]]\nA=1\n[[post-config|$NOVA_CONFF]]\n[a]\nb=c\n",
-                         tmp_path)
-    assert error.line == 3 and "$NOVA_CONFF, which is not set" in str(error)
+def test_file_part_with_unset_variable_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    # devstack's merge_config_group warns "unknown config file specification" and goes on
+    config = conf("[[local|localrc]]\nA=1\n[[post-config|$NOVA_CONFF]]\n[a]\nb=c\n"
+                  "[[post-config|/etc/x.conf]]\n[a]\nd=e\n")
+    assert [(m.file, m.key) for m in config.merges] == [(Path("/etc/x.conf"), "d")]
+    (warning,) = [w for w in config.warnings if "NOVA_CONFF" in w]
+    assert "line 3" in warning and "$NOVA_CONFF is not set" in warning and "skipped" in warning
 
 
-def test_file_part_that_expands_to_nothing(tmp_path: Path) -> None:
-    error = expect_error("[[post-config|$(true)]]\n[a]\nb=c\n", tmp_path)
-    assert "expands to an empty file name" in str(error)
+def test_file_part_that_expands_to_nothing_is_skipped_with_a_warning() -> None:
+    config = conf("[[post-config|$(true)]]\n[a]\nb=c\n")
+    assert config.merges == []
+    assert any("expands to an empty file name" in w and "skipped" in w for w in config.warnings)
+
+
+def test_file_part_with_unset_variable_and_a_path_is_an_error(tmp_path: Path) -> None:
+    # devstack would write /nova.conf; that is never what was meant
+    error = expect_error("[[post-config|$NOVA_DIRR/nova.conf]]\n[a]\nb=c\n", tmp_path)
+    assert error.line == 1 and "$NOVA_DIRR, which is not set" in str(error)
 
 
 def test_unknown_phase(tmp_path: Path) -> None:
@@ -165,7 +175,10 @@ def test_unknown_phase(tmp_path: Path) -> None:
 
 
 def test_option_outside_section_and_garbage_line(tmp_path: Path) -> None:
-    assert "before any [section]" in str(expect_error("[[extra|/etc/x]]\nk=v\n", tmp_path))
+    config = conf("[[extra|/etc/x]]\nk=v\n[a]\nkk=vv\n")
+    assert [(m.section, m.key, m.value) for m in config.merges] == [("a", "kk", "vv")]
+    (warning,) = [w for w in config.warnings if "before any [section]" in w]
+    assert "line 2" in warning and "'k'" in warning and "skipped" in warning
     error = expect_error("[[extra|/etc/x]]\n[a]\njust words\n", tmp_path)
     assert error.line == 3 and "expected 'key = value'" in str(error)
 

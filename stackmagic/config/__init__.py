@@ -108,7 +108,7 @@ def load_config(
         timeout=timeout,
         expand=specs + [option.value for option in options],
     )
-    merges = _merges(evaluation, split, specs, source.localconf_name)
+    merges = _merges(evaluation, split, specs, source.localconf_name, warnings)
     enabled = services.parse_service_list(evaluation.values.get("ENABLED_SERVICES", ""))
     warnings += evaluation.warnings
     warnings += _check_services(enabled, evaluation, localrc_text, localrc_name, set(extra_services))
@@ -192,19 +192,21 @@ def _localrc_text(source: _Input, split: localconf.Split | None,
 
 
 def _merges(evaluation: Evaluation, split: localconf.Split | None, specs: list[str],
-            name: str) -> list[Merge]:
+            name: str, warnings: list[str]) -> list[Merge]:
     if split is None:
         return []
+    warnings += split.warnings
     expanded = evaluation.expansions
-    files = {
-        spec: localconf.check_file_spec(
-            spec, expanded[index].text, evaluation.values, split.headers[spec], name
+    files = {}
+    for index, spec in enumerate(specs):
+        path = localconf.check_file_spec(
+            spec, expanded[index].text, evaluation.values, split.headers[spec], name, warnings
         )
-        for index, spec in enumerate(specs)
-    }
+        if path is not None:
+            files[spec] = path
     values = expanded[len(specs):]
     for option, value in zip(split.options, values, strict=True):
-        if not value.ok:
+        if not value.ok and option.file_spec in files:
             raise ConfigError(
                 f"bash cannot expand the value of {option.key} ({option.value!r}); check its "
                 "quotes and $ signs (write \\$ for a literal $)", file=name, line=option.line,

@@ -27,6 +27,7 @@ function __sm_where {
 # function which called __sm_warn.
 function __sm_warn {
     __sm_warnings+=("$(__sm_where 1)"$'\x1f'"$*")
+    [[ -n ${__sm_out:-} ]] || echo "WARNING: $*" >&2
 }
 
 # warn LINENO MESSAGE: devstack's warn; the line argument is ignored, the
@@ -36,15 +37,25 @@ function warn {
     __sm_warn "$*"
 }
 
-# __sm_die MESSAGE: stop the evaluation with an error at the caller's line.
+# __sm_die MESSAGE: stop the evaluation with an error at the caller's line
+# (outside stackmagic's evaluation, e.g. under devstack's own tests: print
+# it on stderr); exit status 1, as devstack's die.
 function __sm_die {
-    printf 'X\0%s\0%s\0' "$(__sm_where 1)" "$*" >&"${__sm_out:-1}"
-    exit 97
+    if [[ -n ${__sm_out:-} ]]; then
+        printf 'X\0%s\0%s\0' "$(__sm_where 1)" "$*" >&"$__sm_out"
+    else
+        echo "ERROR: $*" >&2
+    fi
+    exit 1
 }
 
-# trueorfalse DEFAULT VARNAME: print True or False like devstack.
+# trueorfalse DEFAULT VARNAME: print True or False like devstack; without a
+# VARNAME (the common mistake "trueorfalse False $FOO" with FOO empty) it dies.
 function trueorfalse {
     local default=$1
+    if [[ -z ${2:-} ]]; then
+        __sm_die "trueorfalse needs the name of a variable: write \$(trueorfalse $default FOO), not \$(trueorfalse $default \$FOO)"
+    fi
     local testval=${!2:-}
     case "$testval" in
         1 | [yY]es | YES | [tT]rue | TRUE) echo True ;;
@@ -102,11 +113,12 @@ function is_service_enabled {
     return 1
 }
 
-# remove_disabled_services LIST REMOVE: print LIST without the entries of REMOVE.
+# remove_disabled_services LIST REMOVE: print LIST without the entries of
+# REMOVE; both lists may be separated by commas, spaces or both.
 function remove_disabled_services {
-    local service kept=""
+    local service kept="" remove=${2//[[:space:]]/,}
     for service in ${1//,/ }; do
-        __sm_in_list "$service" "$2" || kept+=",$service"
+        __sm_in_list "$service" "$remove" || kept+=",$service"
     done
     _cleanup_service_list "$kept"
 }

@@ -1,0 +1,7 @@
+"""``python -m stackmagic.config``: local.conf blocks for shell code (see localconf.main)."""
+
+import sys
+
+from stackmagic.config.localconf import main
+
+sys.exit(main())
