@@ -326,6 +326,9 @@ class Engine:
         def probe(rec) -> tuple[bool | None, str]:
             if rec.service not in live:
                 return None, "not running"
+            down = [s for s in rec.needs if s in self.state.processes and s not in live]
+            if down:        # it may still answer its own probe, but not do its work
+                return False, f"needs {', '.join(down)}, which is not running (stack restores it)"
             check = from_dict(rec.health)
             return check.probe() if check else (True, "running (no probe)")
 

@@ -54,6 +54,7 @@ class ProcessRecord:
     daemon_ticks: int | None = None        # when that daemon started
     stop_signal: int = 15                  # what asks it to stop (SIGTERM)
     stop_timeout: float = 10.0             # seconds before SIGKILL
+    needs: list[str] = field(default_factory=list)     # services that were up before it started
 
 
 class State:

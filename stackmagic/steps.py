@@ -268,17 +268,20 @@ def log_path(ctx: "Context", service: str) -> Path:
 
 
 def _held_by_us(ctx: "Context", service: str, port: int) -> bool:
-    """Whether ``port`` is held by the running ``service`` we started (a restart frees it)."""
+    """Whether ``port`` is held by the ``service`` we started (a restart frees it): its window's
+    family (process group and session, which outlive a killed launcher) or its daemon."""
     from stackmagic.process_info import tree
+    from stackmagic.tmux import family
 
     rec = ctx.state.processes.get(service)
     if rec is None:
         return False
-    holder = ports.who_listens(port)
-    ours = set(tree(rec.pid)) if start_ticks(rec.pid) == rec.start_ticks else set()
+    reused = start_ticks(rec.pid) not in (None, rec.start_ticks)     # the pid is another's now
+    ours = set() if reused else set(family([rec.pid]))
     daemon = daemon_pid(rec)
     if daemon is not None:
         ours |= set(tree(daemon))
+    holder = ports.who_listens(port)
     return bool(ours) and (holder is None or holder[0] in ours or holder[0] == 0)
 
 
@@ -328,6 +331,8 @@ def start(project: "Project", proc: "Process") -> Callable[["Context"], dict]:
             host=proc.host, health=health_to_dict(proc.health), start_ticks=start_ticks(pid),
             persistent=project.persistent, pidfile=str(proc.pidfile) if proc.pidfile else None,
             stop_signal=int(proc.stop_signal), stop_timeout=proc.stop_timeout,
+            needs=[d.removeprefix("start ") for d in (ctx.step.deps if ctx.step else [])
+                   if d.startswith("start ")],
         )
         ctx.state.record_process(record)
         ctx.log(f"{proc.service} started in tmux window {proc.service!r}, pid {pid}, log {logfile}")

@@ -352,6 +352,11 @@ def _alive(pid: int) -> bool:
     return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] not in (b"Z", b"X")
 
 
+def family(roots: Iterable[int]) -> set[int]:
+    """The live processes started under ``roots`` (see :func:`_family`)."""
+    return _family(roots)
+
+
 def _family(roots: Iterable[int]) -> set[int]:
     """The live processes that are one of ``roots``, in their group or session, or below them."""
     roots = set(roots)

@@ -201,11 +201,15 @@ def test_a_new_catalog_module_is_all_it_takes(tmp_path, fake_catalog, monkeypatc
         os.kill(daemon, signal.SIGKILL)
         assert wait_until(lambda: not alive(daemon))
         assert wait_until(lambda: not {s.service: s for s in engine().status()}["fk-daemon"].running)
+        # what started after it is told apart: still answering, but not whole without it
+        down = {s.service: s for s in engine().status()}
+        assert down["ord-api"].running and down["ord-api"].healthy is False
+        assert "needs fk-daemon" in down["ord-api"].detail
         again = engine().stack()
         assert [r.step for r in again.ran] == ["start fk-daemon"]
         restored = {s.service: s for s in again.services}
         assert restored["fk-daemon"].healthy and restored["fk-daemon"].pid != daemon
-        assert restored["ord-api"].pid == status["ord-api"].pid
+        assert restored["ord-api"].pid == status["ord-api"].pid and restored["ord-api"].healthy
         pids = [restored["fk-daemon"].pid, *tree(restored["ord-api"].pid), *tree(restored["fake-api"].pid)]
 
         # a plain unstack keeps the persistent daemon; SIGTERM-deaf ord-api is killed after 1 s

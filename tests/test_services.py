@@ -101,3 +101,16 @@ def test_bash_enable_service_appends_skips_groups_and_refuses_disabled() -> None
         "echo $ENABLED_SERVICES; echo $DISABLED_SERVICES; echo ${#__sm_warnings[@]}"
     )
     assert out.split() == ["key,q-svc,g-api", "rabbit", "1"]
+
+
+def test_every_catalog_group_is_one_is_service_enabled_knows():
+    """Group names are devstack's is_service_enabled semantics (functions-common, mirrored by
+    functions.sh): a project declares its group, and each of its services answers to it."""
+    from stackmagic.catalog import builtin_projects
+
+    grouped = [p for p in builtin_projects() if p.group]
+    assert {p.group for p in grouped} >= {"keystone", "glance", "placement"}
+    for project in grouped:
+        assert project.group in GROUPS, project.name
+        for service in project.services:
+            assert is_service_enabled([service], project.group), (project.name, service)
