@@ -322,22 +322,29 @@ class Engine:
                        for s in plan.steps if s.process}
         live = self.tmux.running()
         records = sorted(self.state.processes.values(), key=lambda r: r.started)
+        # processes whose window is gone (the tmux server was killed) but that still run
+        windowless = {rec.service: pid for rec in records if rec.service not in live
+                      for pid in [_own_pid(rec)] if pid is not None}
+        up = set(live) | set(windowless)
 
         def probe(rec) -> tuple[bool | None, str]:
-            if rec.service not in live:
+            if rec.service not in up:
                 return None, "not running"
-            down = [s for s in rec.needs if s in self.state.processes and s not in live]
+            down = [s for s in rec.needs if s in self.state.processes and s not in up]
             if down:        # it may still answer its own probe, but not do its work
                 return False, f"needs {', '.join(down)}, which is not running (stack restores it)"
             check = from_dict(rec.health)
-            return check.probe() if check else (True, "running (no probe)")
+            healthy, detail = check.probe() if check else (True, "running (no probe)")
+            if rec.service in windowless:
+                detail += "; its tmux window is gone (the tmux server stopped): stack gives it one back"
+            return healthy, detail
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             probes = list(pool.map(probe, records))
         out: list[ServiceStatus] = []
         now = time.time()
         for rec, (healthy, detail) in zip(records, probes):
-            pid = live.get(rec.service)
+            pid = live.get(rec.service) or windowless.get(rec.service)
             if pid is not None and rec.pidfile:
                 pid = daemon_pid(rec) or pid        # a forking daemon: its own pid, not the window's
             out.append(ServiceStatus(rec.service, rec.project, rec.window, pid, pid is not None,
@@ -436,6 +443,15 @@ class Engine:
             self._emit(ev.Message("cleaned: databases, data, config and logs removed; "
                                   "source trees and the virtual environment kept"))
             return removed
+
+
+def _own_pid(rec) -> int | None:
+    """The recorded process (or its daemon), if it still runs and is the one we started."""
+    from stackmagic.process_info import start_ticks
+
+    if rec.start_ticks is not None and start_ticks(rec.pid) == rec.start_ticks:
+        return rec.pid
+    return daemon_pid(rec)
 
 
 def _tail_of(err: BaseException, logfile: Path | None) -> tuple[list[str], Path | None]:

@@ -146,6 +146,11 @@ def fake_catalog(catalog_dir, tmp_path):
     return catalog_dir
 
 
+def listeners(port: int) -> list[str]:
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
 def get(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
         return resp.read().decode()
@@ -210,6 +215,22 @@ def test_a_new_catalog_module_is_all_it_takes(tmp_path, fake_catalog, monkeypatc
         restored = {s.service: s for s in again.services}
         assert restored["fk-daemon"].healthy and restored["fk-daemon"].pid != daemon
         assert restored["ord-api"].pid == status["ord-api"].pid and restored["ord-api"].healthy
+        pids = [restored["fk-daemon"].pid, *tree(restored["ord-api"].pid), *tree(restored["fake-api"].pid)]
+
+        # the tmux server killed: the services run on without windows; status sees them as they
+        # are, and stack gives them windows back without a second copy of any
+        before = {s.service: s.pid for s in engine().status()}
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=True)
+        orphans = {s.service: s for s in engine().status()}
+        assert all(orphans[s].running and orphans[s].pid == before[s] for s in before), orphans
+        assert "window is gone" in orphans["fake-api"].detail
+        back = engine().stack()
+        assert {r.step for r in back.ran} == {"start fk-daemon", "start ord-api", "start fake-api"}
+        assert all(s.healthy for s in back.services), back.services
+        assert not [pid for pid in before.values() if alive(pid)]
+        for port in ports.values():
+            assert len(listeners(port)) == 1
+        restored = {s.service: s for s in back.services}
         pids = [restored["fk-daemon"].pid, *tree(restored["ord-api"].pid), *tree(restored["fake-api"].pid)]
 
         # a plain unstack keeps the persistent daemon; SIGTERM-deaf ord-api is killed after 1 s
