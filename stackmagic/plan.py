@@ -12,6 +12,9 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from stackmagic.catalog.base import PROJECT_PHASES
+from stackmagic.errors import ConfigError
+
 if TYPE_CHECKING:
     from stackmagic.catalog.base import Process, Project
     from stackmagic.context import Context
@@ -57,8 +60,6 @@ class Plan:
 
     def _check_acyclic(self) -> None:
         """Refuse a plan whose steps wait for each other in a circle (it would never finish)."""
-        from stackmagic.errors import ConfigError
-
         done: set[str] = set()
         left = list(self.steps)
         while left:
@@ -176,8 +177,6 @@ class _ProjectSteps:
     def provider_steps(self, p: "Project", phase: str) -> list[str]:
         """The steps after which ``p`` offers what it provides at ``phase``: that phase's
         steps, or those of the last earlier phase it has, or the install."""
-        from stackmagic.catalog.base import PROJECT_PHASES
-
         for earlier in reversed(PROJECT_PHASES[:PROJECT_PHASES.index(phase) + 1]):
             if self.ids(p, earlier):
                 return self.ids(p, earlier)
@@ -187,7 +186,7 @@ class _ProjectSteps:
         from stackmagic import steps as S
 
         ctx = self.ctx
-        own: dict[str, list[Step]] = {ph: [] for ph in ("configure", "init", "start", "accounts", "data")}
+        own: dict[str, list[Step]] = {phase: [] for phase in PROJECT_PHASES}
         self.steps[p.name] = own
         source = [f"clone {p.name}"] if p.repo else []     # its code, not everything installed
         recipe = S.recipe(p)
@@ -204,8 +203,6 @@ class _ProjectSteps:
         ready = self.ready(p)
         for proc in p.processes(ctx):
             if proc.needs_root and os.geteuid() != 0:
-                from stackmagic.errors import ConfigError
-
                 raise ConfigError(f"{proc.service} ({p.name}) runs only as root; run stack as root, "
                                   f"or disable_service {proc.service}")
             # restart when its config, its data setup or anything installed changed
@@ -260,8 +257,6 @@ class _ProjectSteps:
 
     def _targets(self, p: "Project", need) -> list[Step]:
         """The steps of ``p`` that wait for ``need``: those of its phase, or the next it has."""
-        from stackmagic.catalog.base import PROJECT_PHASES
-
         own = self.steps[p.name]
         for phase in PROJECT_PHASES[PROJECT_PHASES.index(need.before):]:
             steps = own[phase]
