@@ -73,19 +73,21 @@ def engine(cfg, **kwargs):
 
 def describe_services(cfg) -> list[dict[str, Any]]:
     """One row per enabled service: its project, what it is, and whether stackmagic runs it."""
-    from stackmagic.catalog import runnable_services
-    from stackmagic.catalog.names import lookup
+    from stackmagic.catalog import builtin_projects
+    from stackmagic.catalog.names import ServiceName, lookup
 
-    runnable = runnable_services()
+    catalog = {s: (k.name, what) for k in builtin_projects() for s, what in k.services.items()}
     rows = []
     for name in cfg.enabled:
         info = lookup(name)
+        if info is None and name in catalog:        # a catalog module's own service
+            info = ServiceName(name, catalog[name][0], catalog[name][1], "current")
         rows.append({
             "service": name,
             "project": info.project if info else "plugin",
             "description": info.description if info else "defined by a plugin",
             "status": info.status if info else "plugin",
-            "runs_here": name in runnable or bool(cfg.plugins and info is None),
+            "runs_here": name in catalog or bool(cfg.plugins and info is None),
             "note": info.note if info else "",
         })
     return rows

@@ -169,6 +169,13 @@ def test_a_new_catalog_module_is_all_it_takes(tmp_path, fake_catalog, monkeypatc
         *(f"{k}={v}" for k, v in ports.items()),
         "disable_all_services", "enable_service fk-daemon ord-api fake-api"]) + "\n")
 
+    # plan knows the new services from the module alone
+    from stackmagic.api import plan_report
+
+    rows = {r["service"]: r for r in plan_report(localrc)["services"]}
+    assert rows["fk-daemon"]["project"] == "forker" and rows["fk-daemon"]["runs_here"]
+    assert rows["fk-daemon"]["description"] == "a daemon that forks"
+
     def engine(events=None) -> Engine:
         return Engine(load_config(localrc), on_event=events.append if events is not None else ev.ignore)
 
