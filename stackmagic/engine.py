@@ -182,8 +182,8 @@ class Engine:
         started = time.monotonic()
         from stackmagic.passwords import with_passwords
 
-        with Lock(self.stack_dir, "stack"):
-            self.config = self.ctx.config = with_passwords(self.config, self.stack_dir, create=True)
+        with Lock(self.stack_dir, "stack", create=not dry_run):
+            self.config = self.ctx.config = with_passwords(self.config, self.stack_dir, create=not dry_run)
             self.ctx._settings = self.config.settings
             plan = self.plan()
             if dry_run:

@@ -61,6 +61,7 @@ def load_plugin(name: str, path: Path) -> list[Project]:
         raise PluginError(f"plugin '{name}': {PLUGIN_FILE} must set PROJECTS to a list of Project classes")
     out = []
     for cls in classes:
+        _check_project_name(name, cls)
         project = cls()
         project.source_dir_override = path
         project.plugin = name
@@ -68,13 +69,31 @@ def load_plugin(name: str, path: Path) -> list[Project]:
     return out
 
 
+def _check_project_name(plugin: str, cls: type) -> None:
+    """A project's name names its directories (config, data): it must not leave them."""
+    from stackmagic.config.validate import check_name
+    from stackmagic.errors import ConfigError
+
+    project = getattr(cls, "name", None)
+    if not isinstance(project, str):
+        raise PluginError(f"plugin '{plugin}': {cls.__name__} has no name (set name = \"...\")")
+    try:
+        check_name("project", project)
+        for service in getattr(cls, "services", {}) or {}:
+            check_name("service", str(service))
+    except ConfigError as err:
+        raise PluginError(f"plugin '{plugin}': {err}") from None
+
+
 def load_plugins(ctx: "Context") -> list[Project]:
     """Clone (devstack's git_clone rules) and load every enabled plugin, in order."""
+    from stackmagic.config.validate import check_name
     from stackmagic.git import git_clone
 
     s = ctx.settings
     projects: list[Project] = []
     for plugin in ctx.config.plugins:
+        check_name("plugin", plugin.name)     # a Config made without load_config is checked too
         dest = s.dest / plugin.name
         res = git_clone(plugin.url, dest, plugin.ref, reclone=s.reclone, offline=s.offline,
                         error_on_clone=s.error_on_clone, depth=s.git_depth, name=plugin.name)
