@@ -226,6 +226,28 @@ def _functions() -> list[str]:
     return [n for n in names if not n.startswith("__sm")]
 
 
+def _outside_localrc(path: Path, line: int) -> bool:
+    """True when ``line`` of a sourced ``path`` is a local.conf line that is not shell: a
+    ``[[phase|file]]`` header or a line of an INI block. Sourcing a whole local.conf from a
+    localrc is a known way to reuse one (bash runs its localrc part and trips over the rest)."""
+    from stackmagic.config import localconf
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    if not localconf.has_meta_sections(text):
+        return False
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return False
+    try:
+        shell = localconf.split(text, str(path)).localrc.splitlines()
+    except ConfigError:
+        return localconf.has_meta_sections(lines[line - 1])
+    return line > len(shell) or shell[line - 1] != lines[line - 1]
+
+
 def _shell_errors(stderr: str, locator: _Locator) -> list[str]:
     """Bash's complaints about the localrc: a command that does not exist or a file to source
     that is missing raise ConfigError (bash carries on after them, the stack would not be what
@@ -238,6 +260,8 @@ def _shell_errors(stderr: str, locator: _Locator) -> list[str]:
         if not match:
             continue
         file, line, message = locator.file(match["file"]), int(match["line"]), match["message"]
+        if file != locator.name and _outside_localrc(Path(file), line):
+            continue
         if message.endswith(_NOT_FOUND):
             command = message[: -len(_NOT_FOUND)]
             hint = difflib.get_close_matches(command, _functions(), n=1, cutoff=0.7)
