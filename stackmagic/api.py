@@ -30,6 +30,9 @@ def find_config(config: str | os.PathLike | None = None, sample: str | None = No
     if config:
         path = Path(config)
         if not path.exists():
+            if path.is_symlink():
+                raise ConfigError("it is a symbolic link that leads nowhere (or to itself); "
+                                  "name the configuration file itself", file=str(path))
             raise ConfigError(f"no such configuration file: {path}")
         return path
     for name in ("local.conf", "localrc"):

@@ -119,6 +119,8 @@ BAD_VALUES = [
     pytest.param(["enable_plugin a/b file:///nowhere"], "plugin name 'a/b' cannot be used", id="plugin-slash"),
     pytest.param(["enable_plugin .. file:///nowhere"], "plugin name '..' cannot be used", id="plugin-dotdot"),
     pytest.param(["LOGDIR=relative/logs"], "LOGDIR='relative/logs' is not an absolute path", id="logdir-relative"),
+    pytest.param(["exit 3"], "stopped before its end (bash exit status 3)", id="exit"),
+    pytest.param(["if then"], "line 10: bash cannot read this line", id="syntax"),
 ]
 
 
@@ -220,7 +222,19 @@ def _huge(path: Path) -> str:
     return "is too large for a localrc"
 
 
+def _loop(path: Path) -> str:
+    path.symlink_to(path)
+    return "it is a symbolic link that leads nowhere (or to itself)"
+
+
+def _empty_dir(path: Path) -> str:
+    path.mkdir()
+    return "no local.conf or localrc in"
+
+
 FILES = [
+    pytest.param(_loop, id="symlink-loop"),
+    pytest.param(_empty_dir, id="directory"),
     pytest.param(_binary, id="binary"),
     pytest.param(_latin1, id="latin-1"),
     pytest.param(_nul, id="nul-bytes"),
@@ -287,6 +301,40 @@ def test_verbose_output_has_no_literal_markup(running):
 def test_config_files_are_private(running):
     conf = running.root / "data" / "etc" / "echo" / "echo.conf"
     assert oct(conf.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("value, written", [
+    ("pa$$word", "pa$$$$word"),
+    ("%(x)s", "%(x)s"),
+    (" padded ", '" padded "'),
+    ('"quoted"', '""quoted""'),
+    ("it's \"q\"", "it's \"q\""),
+    ("plain", "plain"),
+])
+def test_iniset_writes_values_oslo_config_reads_back_and_keeps_files_private(tmp_path, value, written):
+    from stackmagic.config import load_config
+    from stackmagic.context import Context
+
+    cfg = load_config(text=f"DEST={tmp_path}/dest\nDATA_DIR={tmp_path}/data\n")
+    ctx = Context(cfg, state=None, tmux=None, venv=None)
+    conf = tmp_path / "data" / "etc" / "svc" / "svc.conf"
+    ctx.iniset(conf, "keystone_authtoken", "password", value)
+    assert f"password = {written}\n" in conf.read_text()
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    outside = tmp_path / "data" / "plain.ini"                 # not under STACK_CONF_DIR
+    ctx.iniset(outside, "a", "b", "c", raw=True)
+    assert oct(outside.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    conf.chmod(0o644)                                         # a stack made before: tightened
+    ctx.iniset(conf, "DEFAULT", "debug", True)
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    ctx.write_file(conf.with_name("wsgi.py"), "x = 1\n")
+    assert oct(conf.with_name("wsgi.py").stat().st_mode & 0o777) == "0o600"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # -- damaged state -----------------------------------------------------------------------------

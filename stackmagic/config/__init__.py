@@ -30,7 +30,7 @@ from stackmagic.config.localrc import Evaluation, Plugin, evaluate
 from stackmagic.config.settings import Settings
 from stackmagic.errors import ConfigError
 
-__all__ = ["Config", "Merge", "Plugin", "Settings", "load_config"]
+__all__ = ["Config", "Merge", "Plugin", "Settings", "load_config", "read_text"]
 
 Kind = Literal["auto", "localrc", "local.conf"]
 
@@ -169,6 +169,12 @@ def _read(path: Path) -> str:
     except OSError as error:
         raise ConfigError(f"cannot read it: {error.strerror}", file=str(path)) from None
     return decode(data, str(path))
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a localrc / local.conf for showing it: what :func:`load_config` reads, with
+    the same errors (not a regular file, too large, not UTF-8 text) as ConfigError."""
+    return _read(Path(path))
 
 
 def decode(data: bytes, name: str) -> str:
