@@ -94,10 +94,10 @@ class State:
 
     def describe_damage(self) -> str:
         """A warning for the user about a damaged state file."""
-        where = (f"moved to {self.moved_to}" if self.moved_to else
-                 f"it will be moved to {self.path.name}.damaged-<time> by the next stack")
-        return (f"the state file {self.path} is damaged ({self.damaged}); {where}. stackmagic "
-                "starts from an empty state: stack re-runs every step (source trees and data stay)")
+        where = (f"it was moved to {self.moved_to}" if self.moved_to else
+                 f"stack moves it aside ({self.path.name}.damaged-<time>)")
+        return (f"the state file {self.path} is damaged ({self.damaged}); {where} and starts "
+                "from an empty state: every step re-runs (source trees and data stay)")
 
     def save(self) -> None:
         with self._mutex:

@@ -117,6 +117,8 @@ def load_config(
         where = evaluation.plugin_lines.get(plugin.name)
         validate.check_name("plugin", plugin.name, file=where.file if where else localrc_name,
                             line=(where.line or None) if where else None)
+    for service in enabled:
+        validate.check_name("service", service, file=localrc_name, line=_line_of(service, localrc_text))
     settings = Settings(evaluation.values, evaluation.user)
     validate.check_places(settings, file=localrc_name)
     return Config(

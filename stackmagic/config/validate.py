@@ -146,9 +146,14 @@ def check_name(kind: str, name: str, file: str | None = None, line: int | None =
     """A plugin or project name becomes a directory name: letters, digits, ``-``, ``_``, ``.``,
     and not ``.`` or ``..``."""
     if not _NAME.match(name) or name in (".", ".."):
+        names = _NAMES_WHAT.get(kind, "a file name")
         raise ConfigError(
-            f"{kind} name {name!r} cannot be used: it names a directory under DEST, so use only "
+            f"{kind} name {name!r} cannot be used: it names {names}, so use only "
             "letters, digits, '-', '_' and '.' (and not '.' or '..')", file=file, line=line)
+
+
+_NAMES_WHAT = {"plugin": "a directory under DEST", "project": "its config and data directories",
+               "service": "its log file and tmux window"}
 
 
 def _usable(path: Path) -> str | None:
