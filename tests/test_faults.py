@@ -541,6 +541,26 @@ def test_a_place_an_ordinary_user_cannot_write_is_refused(name):
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_a_place_an_ordinary_user_cannot_reach_is_refused():
+    import pwd
+
+    user = pwd.getpwnam("nobody")
+    base = Path(f"/tmp/stackmagic-faults-{uuid.uuid4().hex[:8]}")
+    base.mkdir(mode=0o755)
+    private = Path(f"/root/stackmagic-faults-{uuid.uuid4().hex[:8]}")   # /root is 0700
+    try:
+        os.chown(base, user.pw_uid, user.pw_gid)
+        rc = base / "localrc"
+        rc.write_text(f"DEST={base}/dest\nDATA_DIR={private}/data\ndisable_all_services\n")
+        code, message = load_as("nobody", rc)
+        assert code == PLAN_ERROR, message
+        assert f"DATA_DIR: {private}/data cannot be reached by this user (nobody): Permission denied" in message
+        assert not private.exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 # -- passwords of every character, through a real Keystone, Glance and Placement ---------------
 HOSTILE = {
     "ADMIN_PASSWORD": 'ad$min%(x)s "q" it\'s %25',

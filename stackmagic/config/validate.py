@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -156,16 +157,31 @@ _NAMES_WHAT = {"plugin": "a directory under DEST", "project": "its config and da
                "service": "its log file and tmux window"}
 
 
+def _kind(path: Path) -> str | None:
+    """"dir", "other" (exists, not a directory), None (missing), or why it cannot be seen."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return "blocked"
+    except OSError as err:
+        return f"unreachable: {err.strerror}"
+    return "dir" if stat.S_ISDIR(info.st_mode) else "other"
+
+
 def _usable(path: Path) -> str | None:
     """Why ``path`` cannot be a directory this user writes into, or None when it can."""
-    if path.exists() and not path.is_dir():
-        return f"{path} exists and is not a directory"
     probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    kind = _kind(probe)
+    while kind in (None, "blocked") and probe.parent != probe:
         probe = probe.parent
-    if not probe.is_dir():
+        kind = _kind(probe)
+    if kind and kind.startswith("unreachable"):
+        return f"{probe} cannot be reached by this user ({_user()}): {kind.partition(': ')[2]}"
+    if kind == "other":
+        if probe == path:
+            return f"{path} exists and is not a directory"
         return f"{probe} (on the way to {path}) is not a directory"
     if not os.access(probe, os.W_OK | os.X_OK):
         if probe == path:
