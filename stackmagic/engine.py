@@ -185,6 +185,7 @@ class Engine:
         with Lock(self.stack_dir, "stack", create=not dry_run):
             self.config = self.ctx.config = with_passwords(self.config, self.stack_dir, create=not dry_run)
             self.ctx._settings = self.config.settings
+            self.ctx.shared["dry_run"] = dry_run         # plugins.load_plugins: no clone into DEST
             plan = self.plan()
             if dry_run:
                 return self._dry_run(plan, started)

@@ -92,12 +92,32 @@ def load_plugins(ctx: "Context") -> list[Project]:
 
     s = ctx.settings
     projects: list[Project] = []
+    preview = bool(ctx.shared.get("dry_run"))
     for plugin in ctx.config.plugins:
         check_name("plugin", plugin.name)     # a Config made without load_config is checked too
         dest = s.dest / plugin.name
-        res = git_clone(plugin.url, dest, plugin.ref, reclone=s.reclone, offline=s.offline,
-                        error_on_clone=s.error_on_clone, depth=s.git_depth, name=plugin.name)
-        if res.action != "kept":
-            ctx.emit(Message(f"plugin {plugin.name}: {res.action} {dest} at {res.ref} ({res.sha[:12]})"))
+        if preview and not (dest / ".git").exists():
+            dest = _preview_clone(plugin)
+            res = git_clone(plugin.url, dest, plugin.ref, depth=s.git_depth, name=plugin.name)
+            ctx.emit(Message(f"plugin {plugin.name}: read from a temporary clone at {res.ref} "
+                             f"(stack clones it into {s.dest / plugin.name})"))
+        else:
+            res = git_clone(plugin.url, dest, plugin.ref, reclone=s.reclone and not preview,
+                            offline=s.offline or preview, error_on_clone=s.error_on_clone,
+                            depth=s.git_depth, name=plugin.name)
+            if res.action != "kept":
+                ctx.emit(Message(f"plugin {plugin.name}: {res.action} {dest} at {res.ref} ({res.sha[:12]})"))
         projects += load_plugin(plugin.name, dest)
     return projects
+
+
+def _preview_clone(plugin) -> Path:
+    """A temporary directory for a plugin a dry-run must read but may not clone into DEST;
+    removed when the process exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix=f"stackmagic-preview-{plugin.name}-"))
+    atexit.register(shutil.rmtree, top, ignore_errors=True)
+    return top / plugin.name

@@ -456,6 +456,8 @@ def test_dry_run_writes_nothing_under_data_dir(stack_dir):
     assert "would run  start echo-api" in proc.stdout
     assert not (stack_dir.root / "data").exists()
     assert not (stack_dir.root / "logs").exists()
+    assert not (stack_dir.root / "dest").exists()           # the plugin was read from a temporary clone
+    assert "read from a temporary clone" in proc.stdout
 
 
 # -- names from a plugin ------------------------------------------------------------------------
