@@ -93,7 +93,7 @@ def assert_untouched(sd: StackDir, before_files, before_pids) -> None:
 
 # (lines added to the localrc, what the message must say): each refused with exit 2
 BAD_VALUES = [
-    pytest.param(["ECHO_PORT=0"], "ECHO_PORT='0' is out of range", id="port-0"),
+    pytest.param(["ECHO_PORT=0"], "line 10: ECHO_PORT='0' is out of range", id="port-0"),
     pytest.param(["ECHO_PORT=70000"], "ECHO_PORT='70000' is out of range; a port is a whole number from 1 to 65535", id="port-too-big"),
     pytest.param(["ECHO_PORT=-8"], "ECHO_PORT='-8' is out of range", id="port-negative"),
     pytest.param(["ECHO_PORT=http"], "ECHO_PORT='http' is not a port number", id="port-word"),
@@ -112,7 +112,7 @@ BAD_VALUES = [
     pytest.param(["RELEASE_SERIES=1999.1"], "RELEASE_SERIES='1999.1' is not a release series stackmagic knows; write one of: 2026.2", id="release-series"),
     pytest.param(["ADMIN_PASSWORD=$'s3cr3t\\npart'"], "ADMIN_PASSWORD contains a line break", id="password-newline"),
     pytest.param(["SERVICE_PASSWORD=$'s3cr3t\\rpart'"], "SERVICE_PASSWORD contains a line break", id="password-cr"),
-    pytest.param(["ECHO_PORT=0", "GIT_DEPTH=x"], "2 settings are wrong", id="two-at-once"),
+    pytest.param(["ECHO_PORT=0", "GIT_DEPTH=x"], "2 settings are wrong: - line 10: ECHO_PORT='0' is out of range; a port is a whole number from 1 to 65535 - line 11: GIT_DEPTH='x' is not a whole number", id="two-at-once"),
     pytest.param(["enable_servce echo-api"], "line 10: enable_servce: command not found; did you mean enable_service?", id="unknown-command"),
     pytest.param(["source ./no-such-file.sh"], "line 10: ./no-such-file.sh: no such file or directory", id="missing-source"),
     pytest.param(["enable_plugin ../escape file:///nowhere"], "plugin name '../escape' cannot be used", id="plugin-escape"),
@@ -257,8 +257,10 @@ def test_a_file_that_is_not_a_text_localrc_is_refused_without_hanging(running, m
 
 
 def test_a_device_is_refused_without_hanging(running, capsys):
+    before_files, before_pids = snapshot(running.root / "data"), service_pids(running)
     code, out = run_main(capsys, "stack", "-c", "/dev/zero")
     assert code == PLAN_ERROR and "this is a device, not a localrc" in out
+    assert_untouched(running, before_files, before_pids)
 
 
 def test_the_api_gives_the_magics_the_same_errors(running):
@@ -274,7 +276,7 @@ def test_the_api_gives_the_magics_the_same_errors(running):
     assert report["errors"] and "line 2" in report["errors"][0]
 
 
-def test_messages_keep_their_brackets(running, tmp_path):
+def test_messages_keep_their_brackets(tmp_path):
     conf = tmp_path / "local.conf"
     conf.write_text("[[local|localrc]]\ndisable_all_services\n[[ post-config | $NOVA_CONF ]]\n[DEFAULT]\na=1\n")
     proc = cli("plan", "-c", str(conf))

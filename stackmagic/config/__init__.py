@@ -112,7 +112,7 @@ def load_config(
     warnings += evaluation.warnings
     warnings += _check_services(enabled, evaluation, localrc_text, localrc_name)
     warnings += _check_dirs(evaluation.values, evaluation.user, localrc_name)
-    validate.check_values(evaluation.values, file=localrc_name)
+    validate.check_values(evaluation.values, file=localrc_name, text=localrc_text)
     for plugin in evaluation.plugins:
         where = evaluation.plugin_lines.get(plugin.name)
         validate.check_name("plugin", plugin.name, file=where.file if where else localrc_name,

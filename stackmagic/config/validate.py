@@ -108,33 +108,50 @@ def _secret_lines(name: str, value: str) -> str | None:
 
 def problems(values: Mapping[str, str]) -> list[str]:
     """Every problem with ``values`` (setting name -> value), one message each."""
-    found: list[str | None] = []
+    return [message for _, message in _problems(values)]
+
+
+def _problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str | None]] = []
     for name, value in sorted(values.items()):
         if _PORT.search(name):
-            found.append(_port(name, value))
+            found.append((name, _port(name, value)))
         if is_secret(name):
-            found.append(_secret_lines(name, value))
+            found.append((name, _secret_lines(name, value)))
     bad_host_ip = _address("HOST_IP", values.get("HOST_IP", ""), hostname_ok=False)
     for name in (*ADDRESSES, *HOSTS):
         value = values.get(name, "")
         if name != "HOST_IP" and bad_host_ip and value == values.get("HOST_IP"):
             continue                      # it only repeats HOST_IP (its default), reported once
-        found.append(_address(name, value, hostname_ok=name in HOSTS))
+        found.append((name, _address(name, value, hostname_ok=name in HOSTS)))
     for name, least in NUMBERS.items():
-        found.append(_number(name, values.get(name, ""), least))
-    found.append(_series(values.get("RELEASE_SERIES", "")))
-    return [p for p in found if p]
+        found.append((name, _number(name, values.get(name, ""), least)))
+    found.append(("RELEASE_SERIES", _series(values.get("RELEASE_SERIES", ""))))
+    return [(name, message) for name, message in found if message]
 
 
-def check_values(values: Mapping[str, str], file: str | None = None) -> None:
-    """Raise :class:`ConfigError` listing every bad value in ``values``."""
-    found = problems(values)
+def _assigned(name: str, text: str) -> int | None:
+    """The last line of ``text`` that assigns ``name`` (``NAME=`` or ``export NAME=``)."""
+    pattern = re.compile(rf"^\s*(?:export\s+|declare\s+(?:-\w+\s+)*)?{re.escape(name)}\+?=")
+    found = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            found = number
+    return found
+
+
+def check_values(values: Mapping[str, str], file: str | None = None, text: str = "") -> None:
+    """Raise :class:`ConfigError` listing every bad value in ``values``; ``text`` (the localrc)
+    gives the line that sets each one, when it is there."""
+    found = _problems(values)
     if not found:
         return
+    lines = [_assigned(name, text) for name, _ in found]
     if len(found) == 1:
-        raise ConfigError(found[0], file=file)
-    raise ConfigError(f"{len(found)} settings are wrong:\n" + "\n".join(f"  - {p}" for p in found),
-                      file=file)
+        raise ConfigError(found[0][1], file=file, line=lines[0])
+    listed = "\n".join(f"  - {f'line {line}: ' if line else ''}{message}"
+                       for (_, message), line in zip(found, lines))
+    raise ConfigError(f"{len(found)} settings are wrong:\n{listed}", file=file)
 
 
 def check_parallel(parallel: int | None) -> None:
