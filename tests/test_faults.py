@@ -1,7 +1,8 @@
-"""Bad input, tried the hard way: every case is run through the real command line against a
-real running stack (the echo plugin: cheap), and must exit with a clear message and leave the
-stack as it was: the files under DATA_DIR (content and mtime) and the service pids are compared
-before and after. Cases that need no stack (damaged state, dry-run, modes, non-root places) come
+"""Bad input, tried the hard way: every case goes through the command line (``stackmagic`` as a
+subprocess, or its ``main`` in this process where hundreds of runs would cost seconds each)
+against a real running stack (the echo plugin: cheap), and must exit with a clear message and
+leave the stack as it was: the files under DATA_DIR (content hash and mtime) and the service pids
+are compared before and after. Cases that need no stack (damaged state, dry-run, modes, non-root places) come
 after; the one that needs a real OpenStack (passwords of every character) is marked slow.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, StackDir, wait_until
+from tests.conftest import StackDir, wait_until
 
 PLAN_ERROR = 2
 
