@@ -112,12 +112,23 @@ def load_plugins(ctx: "Context") -> list[Project]:
 
 
 def _preview_clone(plugin) -> Path:
-    """A temporary directory for a plugin a dry-run must read but may not clone into DEST;
-    removed when the process exits."""
+    """A temporary directory for a plugin a dry-run must read but may not clone into DEST.
+
+    Removed when the process exits; what a killed process left is removed by the next preview
+    (each directory is named after the pid that made it)."""
     import atexit
+    import os
     import shutil
     import tempfile
 
-    top = Path(tempfile.mkdtemp(prefix=f"stackmagic-preview-{plugin.name}-"))
+    from stackmagic.process_info import alive
+
+    parent = Path(tempfile.gettempdir()) / f"stackmagic-preview-{os.getuid()}"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    for old in parent.iterdir():
+        pid = old.name.partition("-")[0]
+        if not pid.isdigit() or (int(pid) != os.getpid() and not alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+    top = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{plugin.name}-", dir=parent))
     atexit.register(shutil.rmtree, top, ignore_errors=True)
     return top / plugin.name

@@ -454,13 +454,23 @@ def test_the_cli_says_how_to_recover_from_lost_passwords(stack_dir):
 
 # -- dry-run writes nothing ---------------------------------------------------------------------
 def test_dry_run_writes_nothing_under_data_dir(stack_dir):
-    proc = cli("stack", "--dry-run", "-c", str(stack_dir.localrc))
-    assert proc.returncode == 0, proc.stderr
-    assert "would run  start echo-api" in proc.stdout
+    import tempfile
+
+    previews = Path(tempfile.gettempdir()) / f"stackmagic-preview-{os.getuid()}"
+    leftover = previews / "4194305-echo-killed"            # above pid_max: its process is gone
+    leftover.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "stackmagic", "stack", "--dry-run", "-c",
+                             str(stack_dir.localrc)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "COLUMNS": "200"})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "would run  start echo-api" in out
     assert not (stack_dir.root / "data").exists()
     assert not (stack_dir.root / "logs").exists()
     assert not (stack_dir.root / "dest").exists()           # the plugin was read from a temporary clone
-    assert "read from a temporary clone" in proc.stdout
+    assert "read from a temporary clone" in out
+    assert not leftover.exists()                            # what a killed preview left is removed
+    assert not list(previews.glob(f"{proc.pid}-*"))         # and its own clone went at its exit
 
 
 # -- names from a plugin ------------------------------------------------------------------------
