@@ -30,6 +30,9 @@ def find_config(config: str | os.PathLike | None = None, sample: str | None = No
     if config:
         path = Path(config)
         if not path.exists():
+            if path.is_symlink():
+                raise ConfigError("it is a symbolic link that leads nowhere (or to itself); "
+                                  "name the configuration file itself", file=str(path))
             raise ConfigError(f"no such configuration file: {path}")
         return path
     for name in ("local.conf", "localrc"):
@@ -66,9 +69,17 @@ def remember(cfg) -> None:
 
 
 def engine(cfg, **kwargs):
+    """The engine for ``cfg``. ``parallel`` (``-j``) must be None or 1 and more; a damaged state
+    file is reported to ``on_event`` as a warning (``stack`` then rebuilds what it cannot trust)."""
+    from stackmagic import events as ev
+    from stackmagic.config.validate import check_parallel
     from stackmagic.engine import Engine
 
-    return Engine(cfg, **kwargs)
+    check_parallel(kwargs.get("parallel"))
+    result = Engine(cfg, **kwargs)
+    if result.state.damaged:
+        (kwargs.get("on_event") or ev.ignore)(ev.Warning_(result.state.describe_damage()))
+    return result
 
 
 def describe_services(cfg) -> list[dict[str, Any]]:

@@ -164,19 +164,80 @@ class Context:
         return "".join(out)
 
     # -- config files -----------------------------------------------------------------------
-    def iniset(self, path: Path, section: str, option: str, value: Any) -> None:
-        """devstack's iniset; the file's directory is made when missing. Booleans as true/false."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def iniset(self, path: Path, section: str, option: str, value: Any, *, raw: bool = False) -> None:
+        """devstack's iniset; the file's directory is made when missing. Booleans as true/false.
+
+        The value is written so that oslo.config reads back exactly ``value`` (see
+        :func:`oslo_value`): a password with ``$``, ``%``, quotes or spaces survives. ``raw``
+        writes it as given, for a file that another parser reads. Files under STACK_CONF_DIR
+        are private (see :meth:`private_mode`): they hold passwords.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(value, bool):
             value = "true" if value else "false"
-        ini.iniset(path, section, option, str(value))
+        text = str(value) if raw else oslo_value(str(value))
+        mode = self.private_mode(path)
+        if mode is not None:
+            _make_private(path, mode)
+        ini.iniset(path, section, option, text)
 
-    def write_file(self, path: Path, text: str, mode: int = 0o644) -> None:
+    def private_mode(self, path: Path) -> int | None:
+        """0600 for a file under STACK_CONF_DIR (config files hold passwords, and every service
+        stackmagic configures runs as this user), else None (the umask decides)."""
+        conf = self._settings.get("STACK_CONF_DIR")
+        if not conf:
+            return None
+        try:
+            Path(path).resolve().relative_to(Path(conf).resolve())
+        except ValueError:
+            return None
+        return 0o600
+
+    def write_file(self, path: Path, text: str, mode: int | None = None) -> None:
+        """Write ``text`` to ``path`` atomically with ``mode`` (default: 0600 under
+        STACK_CONF_DIR, 0644 elsewhere); the file never exists with a looser mode."""
+        path = Path(path)
+        if mode is None:
+            mode = self.private_mode(path) or 0o644
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+
+
+def oslo_value(value: str) -> str:
+    """``value`` as an oslo.config file must hold it to read back ``value``.
+
+    oslo.config substitutes ``$name`` and ``${name}`` with other options (``$$`` is a literal
+    ``$``), strips the spaces around a value, and drops one pair of quotes that encloses the
+    whole value. So ``$`` is doubled, and a value with surrounding spaces or wholly quoted is
+    put inside double quotes. ``%`` needs nothing: oslo.config does not interpolate it, and the
+    projects escape it themselves where they hand a database URL to configparser (alembic).
+    A line break cannot be written (the settings are checked for them when loaded).
+    """
+    text = value.replace("$", "$$")
+    if text != text.strip() or (len(text) >= 1 and text[0] == text[-1] and text[0] in "\"'"):
+        text = f'"{text}"'
+    return text
+
+
+def _make_private(path: Path, mode: int) -> None:
+    """Create ``path`` empty with ``mode``, or take group and other access from an existing
+    one that has it (a stack made before files were private)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        os.close(fd)
+        return
+    except FileExistsError:
+        pass
+    current = path.stat().st_mode & 0o777
+    if current & 0o077 and current != mode:
+        os.chmod(path, mode)
 
 
 def _stop_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

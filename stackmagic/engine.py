@@ -180,9 +180,10 @@ class Engine:
         started = time.monotonic()
         from stackmagic.passwords import with_passwords
 
-        with Lock(self.stack_dir, "stack"):
-            self.config = self.ctx.config = with_passwords(self.config, self.stack_dir, create=True)
+        with Lock(self.stack_dir, "stack", create=not dry_run):
+            self.config = self.ctx.config = with_passwords(self.config, self.stack_dir, create=not dry_run)
             self.ctx._settings = self.config.settings
+            self.ctx.shared["dry_run"] = dry_run         # plugins.load_plugins: no clone into DEST
             plan = self.plan()
             if dry_run:
                 return self._dry_run(plan, started)

@@ -4,31 +4,81 @@ devstack asks for unset passwords at a prompt, which would block a notebook. sta
 prompts: an unset ``ADMIN_PASSWORD`` / ``DATABASE_PASSWORD`` / ``SERVICE_PASSWORD`` /
 ``RABBIT_PASSWORD`` is generated, saved in ``$DATA_DIR/stackmagic/passwords`` (mode 0600) and
 reused by every later run. Each unset password gets its own secret.
+
+A password is never generated again for a stack that already used one: when the file is
+damaged (not text, lines that are not ``NAME=value``), or a password that finished steps used
+is missing from it, ``stack`` refuses with a message saying how to recover instead of locking
+the services out of their databases. Readers (``create=False``: status, dry-run) take what they
+can and write nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 from pathlib import Path
 
 from stackmagic.config.settings import Settings
+from stackmagic.errors import StackError
 
 NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD")
 
 
-def _read(path: Path) -> dict[str, str]:
+class PasswordsError(StackError):
+    """The saved passwords cannot be trusted; generating new ones would lock the stack out."""
+
+
+def _read(path: Path) -> tuple[dict[str, str], str | None]:
+    """The saved passwords, and why the file is damaged (None when it is not)."""
     try:
-        lines = path.read_text().splitlines()
+        raw = path.read_bytes()
     except FileNotFoundError:
-        return {}
-    out = {}
-    for line in lines:
+        return {}, None
+    except OSError as err:
+        return {}, f"it cannot be read ({err.strerror})"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}, "it is not text"
+    out: dict[str, str] = {}
+    damage = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
         name, sep, value = line.partition("=")
-        if sep and name in NAMES:
-            out[name] = value
-    return out
+        if not sep or name not in NAMES or not value:
+            damage = damage or f"line {number} is not NAME=password with a known name"
+            continue
+        out[name] = value
+    if not out and damage is None:
+        damage = "it is empty"
+    return out, damage
+
+
+def _used(stack_dir: Path) -> set[str]:
+    """The password names that finished steps read. A state file that exists but cannot be
+    read counts as having used them all: better a question to the user than a locked stack."""
+    path = stack_dir / "state.json"
+    try:
+        data = json.loads(path.read_text())
+        return {name for record in data["steps"].values() for name, value in record["reads"].items()
+                if name in NAMES and value is not None}
+    except FileNotFoundError:
+        return set()
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set(NAMES)
+
+
+def _refuse(path: Path, why: str, names: list[str]) -> PasswordsError:
+    listed = ", ".join(names)
+    return PasswordsError(
+        f"the passwords file {path} {why}, and this stack already has data made with "
+        f"{listed}: new passwords would lock its services out of their users and databases. "
+        f"Restore the file (lines NAME=password), or set {listed} in the localrc to the "
+        "passwords the stack was made with; to start over instead, run `stackmagic clean` "
+        f"and remove {path}")
 
 
 def with_passwords(config, stack_dir: Path, *, create: bool):
@@ -38,9 +88,17 @@ def with_passwords(config, stack_dir: Path, *, create: bool):
     if not missing:
         return config
     path = stack_dir / "passwords"
-    saved = _read(path)
+    saved, damage = _read(path)
     new = {n: secrets.token_hex(12) for n in missing if n not in saved}
     if new and create:
+        lost = sorted(_used(stack_dir) & set(new))
+        if lost:
+            why = (f"is damaged ({damage})" if damage else
+                   "is missing" if not path.exists() else f"has no {', '.join(lost)}")
+            raise _refuse(path, why, lost)
+        if damage and path.exists():
+            aside = path.with_name(path.name + ".damaged")
+            os.replace(path, aside)
         saved.update(new)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

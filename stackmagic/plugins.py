@@ -61,6 +61,7 @@ def load_plugin(name: str, path: Path) -> list[Project]:
         raise PluginError(f"plugin '{name}': {PLUGIN_FILE} must set PROJECTS to a list of Project classes")
     out = []
     for cls in classes:
+        _check_project_name(name, cls)
         project = cls()
         project.source_dir_override = path
         project.plugin = name
@@ -68,17 +69,66 @@ def load_plugin(name: str, path: Path) -> list[Project]:
     return out
 
 
+def _check_project_name(plugin: str, cls: type) -> None:
+    """A project's name names its directories (config, data): it must not leave them."""
+    from stackmagic.config.validate import check_name
+    from stackmagic.errors import ConfigError
+
+    project = getattr(cls, "name", None)
+    if not isinstance(project, str):
+        raise PluginError(f"plugin '{plugin}': {cls.__name__} has no name (set name = \"...\")")
+    try:
+        check_name("project", project)
+        for service in getattr(cls, "services", {}) or {}:
+            check_name("service", str(service))
+    except ConfigError as err:
+        raise PluginError(f"plugin '{plugin}': {err}") from None
+
+
 def load_plugins(ctx: "Context") -> list[Project]:
     """Clone (devstack's git_clone rules) and load every enabled plugin, in order."""
+    from stackmagic.config.validate import check_name
     from stackmagic.git import git_clone
 
     s = ctx.settings
     projects: list[Project] = []
+    preview = bool(ctx.shared.get("dry_run"))
     for plugin in ctx.config.plugins:
+        check_name("plugin", plugin.name)     # a Config made without load_config is checked too
         dest = s.dest / plugin.name
-        res = git_clone(plugin.url, dest, plugin.ref, reclone=s.reclone, offline=s.offline,
-                        error_on_clone=s.error_on_clone, depth=s.git_depth, name=plugin.name)
-        if res.action != "kept":
-            ctx.emit(Message(f"plugin {plugin.name}: {res.action} {dest} at {res.ref} ({res.sha[:12]})"))
+        if preview and not (dest / ".git").exists():
+            dest = _preview_clone(plugin)
+            res = git_clone(plugin.url, dest, plugin.ref, depth=s.git_depth, name=plugin.name)
+            ctx.emit(Message(f"plugin {plugin.name}: read from a temporary clone at {res.ref} "
+                             f"(stack clones it into {s.dest / plugin.name})"))
+        else:
+            res = git_clone(plugin.url, dest, plugin.ref, reclone=s.reclone and not preview,
+                            offline=s.offline or preview, error_on_clone=s.error_on_clone,
+                            depth=s.git_depth, name=plugin.name)
+            if res.action != "kept":
+                ctx.emit(Message(f"plugin {plugin.name}: {res.action} {dest} at {res.ref} ({res.sha[:12]})"))
         projects += load_plugin(plugin.name, dest)
     return projects
+
+
+def _preview_clone(plugin) -> Path:
+    """A temporary directory for a plugin a dry-run must read but may not clone into DEST.
+
+    Removed when the process exits; what a killed process left is removed by the next preview
+    (each directory is named after the pid that made it)."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from stackmagic.process_info import alive
+
+    parent = Path(tempfile.gettempdir()) / f"stackmagic-preview-{os.getuid()}"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    for old in parent.iterdir():
+        pid = old.name.partition("-")[0]
+        if not pid.isdigit() or (int(pid) != os.getpid() and not alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+    top = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{plugin.name}-", dir=parent))
+    atexit.register(shutil.rmtree, top, ignore_errors=True)
+    return top / plugin.name

@@ -71,16 +71,39 @@ class State:
 
     def _load(self) -> None:
         try:
-            data = json.loads(self.path.read_text())
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return
-        except (OSError, ValueError) as err:
-            raise StackError(
-                f"the state file {self.path} is unreadable ({err}); move it away to start afresh"
-            ) from err
-        self.steps = {k: StepRecord(**v) for k, v in data.get("steps", {}).items()}
-        self.processes = {k: ProcessRecord(**v) for k, v in data.get("processes", {}).items()}
-        self.services = data.get("services", {})
+        except IsADirectoryError:
+            raise StackError(f"the state file {self.path} is a directory; move it away "
+                             "(stack then re-runs every step)") from None
+        except OSError as err:
+            raise StackError(f"the state file {self.path} cannot be read ({err.strerror}); "
+                             "fix its permissions or move it away") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            steps = _records(data, "steps", StepRecord)
+            processes = _records(data, "processes", ProcessRecord)
+            services = data.get("services", {})
+            if not isinstance(services, dict) or not all(isinstance(v, dict) for v in services.values()):
+                raise ValueError("'services' is not a mapping of records")
+        except (ValueError, TypeError, AttributeError) as err:
+            self.damaged = _why(err)
+            return
+        self.steps, self.processes, self.services = steps, processes, services
+
+    #: Why the state file could not be trusted (None when it could): the records are then
+    #: empty, so every step re-runs, and the damaged file is moved aside on the first save.
+    damaged: str | None = None
+    #: Where the damaged file was moved, once it was.
+    moved_to: Path | None = None
+
+    def describe_damage(self) -> str:
+        """A warning for the user about a damaged state file."""
+        where = (f"it was moved to {self.moved_to}" if self.moved_to else
+                 f"stack moves it aside ({self.path.name}.damaged-<time>)")
+        return (f"the state file {self.path} is damaged ({self.damaged}); {where} and starts "
+                "from an empty state: every step re-runs (source trees and data stay)")
 
     def save(self) -> None:
         with self._mutex:
@@ -88,6 +111,10 @@ class State:
 
     def _save_locked(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self.damaged and self.moved_to is None and self.path.exists():
+            aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(self.path, aside)
+            self.moved_to = aside
         data = {
             "version": 1,
             "steps": {k: asdict(v) for k, v in self.steps.items()},
@@ -128,15 +155,72 @@ class State:
             self._save_locked()
 
 
+def _records(data: Any, key: str, cls: type) -> dict[str, Any]:
+    """``data[key]`` as records of ``cls``; ValueError/TypeError when it has the wrong shape."""
+    if not isinstance(data, dict):
+        raise ValueError(f"it holds a JSON {type(data).__name__ if data is not None else 'null'}, "
+                         "not an object")
+    records = data.get(key, {})
+    if not isinstance(records, dict):
+        raise ValueError(f"'{key}' is not an object")
+    out = {}
+    for name, fields in records.items():
+        if not isinstance(fields, dict):
+            raise ValueError(f"'{key}' record {name!r} is not an object")
+        try:
+            record = cls(**fields)
+        except TypeError:
+            raise ValueError(f"'{key}' record {name!r} has the wrong fields") from None
+        for attr, kinds in _TYPES.items():
+            value = getattr(record, attr, _MISSING)
+            if value is not _MISSING and not isinstance(value, kinds):
+                raise ValueError(f"'{key}' record {name!r}: {attr} is a {type(value).__name__}")
+        out[name] = record
+    return out
+
+
+_MISSING = object()
+#: The types the fields of the records must have (None allowed where a field is optional).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "key": (str,), "reads": (dict,), "inputs": (dict,), "seconds": (int, float),
+    "finished": (int, float), "outputs": (dict,), "service": (str,), "project": (str,),
+    "pid": (int,), "window": (str,), "logfile": (str,), "started": (int, float),
+    "endpoint": (str, type(None)), "port": (int, type(None)), "host": (str, type(None)),
+    "health": (dict, type(None)), "start_ticks": (int, type(None)),
+}
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(err, json.JSONDecodeError):
+        return f"not valid JSON: {err.msg} at line {err.lineno}; it may have been cut short"
+    return str(err)
+
+
 class Lock:
     """An exclusive, non-blocking lock file; a second holder gets a clear message."""
 
-    def __init__(self, directory: Path, verb: str):
+    def __init__(self, directory: Path, verb: str, *, create: bool = True):
         self.path = Path(directory) / "lock"
         self.verb = verb
+        self.create = create
         self._fd: int | None = None
 
     def __enter__(self) -> "Lock":
+        if not self.create:
+            # a reader (dry-run) writes nothing: with no lock file there is nothing to guard
+            if not self.path.exists():
+                return self
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise LockedError(f"another stackmagic command is running; wait for it to "
+                                  f"finish, then run {self.verb} again") from None
+            self._fd = fd
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -154,6 +238,10 @@ class Lock:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._fd is not None and not self.create:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)

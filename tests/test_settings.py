@@ -104,3 +104,27 @@ def test_moving_only_dest_warns_that_data_dir_stays(tmp_path):
     both = load_config(text=f"DEST={tmp_path}/s\nDATA_DIR=$DEST/data\n")
     assert not any("DATA_DIR stays" in w for w in both.warnings)
     assert str(both.settings.data_dir) == f"{tmp_path}/s/data"
+
+
+# -- validation: what is accepted (the refusals are in tests/test_faults.py) --------------------
+@pytest.mark.parametrize("name, value", [
+    ("KEYSTONE_SERVICE_PORT", "1"), ("KEYSTONE_SERVICE_PORT", "65535"), ("ECHO_PORT", " 8080 "),
+    ("DATABASE_PORT", ""), ("HOST_IP", "10.0.0.5"), ("HOST_IP", "::1"), ("HOST_IP", "0.0.0.0"),
+    ("SERVICE_HOST", "localhost"), ("SERVICE_HOST", "ctl-1.example.org"), ("SERVICE_HOST", "fd00::1"),
+    ("SERVICE_LISTEN_ADDRESS", "0.0.0.0"), ("GIT_DEPTH", "0"), ("GIT_DEPTH", "1"),
+    ("STACK_PARALLEL", "1"), ("RELEASE_SERIES", "2026.2"), ("ADMIN_PASSWORD", "a$b%(c)s 'd' \"e\""),
+])
+def test_good_values_are_accepted(name, value):
+    from stackmagic.config.validate import problems
+
+    assert problems({"HOST_IP": "127.0.0.1", name: value}) == []
+
+
+def test_every_problem_is_reported_at_once_and_a_default_copy_of_host_ip_only_once():
+    from stackmagic.config.validate import problems
+
+    found = problems({"HOST_IP": "nope", "SERVICE_HOST": "nope", "SERVICE_LISTEN_ADDRESS": "nope",
+                      "GIT_DEPTH": "-2"})
+    assert len(found) == 2
+    assert found[0].startswith("HOST_IP='nope' is not an IP address")
+    assert found[1].startswith("GIT_DEPTH='-2' is too small")

@@ -27,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as err:
         print(f"stackmagic {args.verb}: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        # a file or directory the system refused (permissions, a full disk ...): say which
+        where = f": {err.filename}" if err.filename else ""
+        print(f"stackmagic {args.verb}: {err.strerror or err}{where}; fix it and run "
+              f"{args.verb} again (what was done stays done)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"stackmagic {args.verb}: interrupted", file=sys.stderr)
         return 130

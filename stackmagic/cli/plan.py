@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from rich.table import Table
+from rich.text import Text
 
-from stackmagic.cli.common import add_config_args, console, err_console
+from stackmagic.cli import render
+from stackmagic.cli.common import add_config_args, console
 
 
 def register(sub) -> None:
@@ -23,25 +25,25 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 2 if report["errors"] else 0
-    for error in report["errors"]:
-        err_console.print(f"[red]error:[/red] {error}", markup=True)
+    for message in report["errors"]:
+        render.error(message)
     if report["errors"]:
         return 2
     if report.get("source"):
-        console.print(f"configuration: {report['source']}")
+        console.print(f"configuration: {report['source']}", markup=False)
     table = Table(title="enabled services", show_lines=False)
     for col in ("project", "service", "what it is", "runs here"):
         table.add_column(col)
     last = None
     for row in sorted(report["services"], key=lambda r: r["project"]):
-        table.add_row(row["project"] if row["project"] != last else "", row["service"],
-                      row["description"], _runs(row))
+        table.add_row(Text(row["project"] if row["project"] != last else ""), Text(row["service"]),
+                      Text(row["description"]), _runs(row))
         last = row["project"]
     console.print(table)
     if report["disabled"]:
-        console.print("disabled: " + ", ".join(report["disabled"]))
+        console.print("disabled: " + ", ".join(report["disabled"]), markup=False)
     for plugin in report["plugins"]:
-        console.print(f"plugin: {plugin['name']} {plugin['url']} {plugin['ref']}")
+        console.print(f"plugin: {plugin['name']} {plugin['url']} {plugin['ref']}", markup=False)
     if report["settings"]:
         console.print("settings that differ from the defaults:")
         for name, value in sorted(report["settings"].items()):
@@ -49,7 +51,7 @@ def run(args) -> int:
     for m in report["merges"]:
         console.print(f"{m['phase']}: {m['file']} [{m['section']}] {m['key']} = {m['value']}", markup=False)
     for warning in report["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        render.warning(warning)
     return 0
 
 

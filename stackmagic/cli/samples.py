@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from stackmagic.cli.common import console
 
 
@@ -20,5 +22,5 @@ def run(args) -> int:
         console.print(Path(sample_path(args.name)).read_text(), end="", markup=False)
         return 0
     for name, (path, description) in list_samples().items():
-        console.print(f"[bold]{name:<18}[/bold] {description}")
+        console.print(Text.assemble((f"{name:<18}", "bold"), f" {description}"))
     return 0

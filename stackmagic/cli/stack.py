@@ -20,12 +20,12 @@ def run(args) -> int:
 
     cfg = load(args)
     for warning in cfg.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        render.warning(warning)
     engine = api.engine(cfg, on_event=render.ProgressPrinter(args.verbose), parallel=args.parallel)
     if args.dry_run:
         result = engine.stack(dry_run=True)
         for r in result.results:
-            console.print(f"{r.status:>9}  {r.step}")
+            console.print(f"{r.status:>9}  {r.step}", markup=False)
         return 0
     api.remember(cfg)
     result = engine.stack()

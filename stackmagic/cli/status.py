@@ -15,7 +15,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from stackmagic import api
 
-    services = api.engine(load(args)).status()
+    services = api.engine(load(args), on_event=render.ProgressPrinter()).status()
     if not services:
         console.print("nothing has been started (run `stackmagic stack`)")
         return 0

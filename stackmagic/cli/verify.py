@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from stackmagic.cli.common import add_config_args, console, load
 
 
@@ -17,6 +19,6 @@ def run(args) -> int:
 
     results = verify(api.engine(load(args)))
     for check in results:
-        mark = "[green]✓[/green]" if check.ok else "[red]✗[/red]"
-        console.print(f"{mark} {check.describe()}", markup=True, highlight=False)
+        mark = ("✓", "green") if check.ok else ("✗", "red")
+        console.print(Text.assemble(mark, f" {check.describe()}"), highlight=False)
     return 0 if all(c.ok for c in results) else 1

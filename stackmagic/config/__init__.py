@@ -9,12 +9,14 @@ True
 :func:`load_config` evaluates the localrc with real bash (see
 :mod:`stackmagic.config.localrc`), parses the local.conf meta-sections (see
 :mod:`stackmagic.config.localconf`), checks every enabled service name against
-:mod:`stackmagic.catalog.names`, and never writes to disk.
+:mod:`stackmagic.catalog.names`, refuses bad values before anything is touched (see
+:mod:`stackmagic.config.validate`), and never writes to disk.
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +24,13 @@ from typing import Iterable, Literal
 
 from stackmagic import services
 from stackmagic.catalog import names
-from stackmagic.config import localconf
+from stackmagic.config import localconf, validate
 from stackmagic.config.localconf import Merge
 from stackmagic.config.localrc import Evaluation, Plugin, evaluate
 from stackmagic.config.settings import Settings
 from stackmagic.errors import ConfigError
 
-__all__ = ["Config", "Merge", "Plugin", "Settings", "load_config"]
+__all__ = ["Config", "Merge", "Plugin", "Settings", "load_config", "read_text"]
 
 Kind = Literal["auto", "localrc", "local.conf"]
 
@@ -113,8 +115,17 @@ def load_config(
     warnings += evaluation.warnings
     warnings += _check_services(enabled, evaluation, localrc_text, localrc_name, set(extra_services))
     warnings += _check_dirs(evaluation.values, evaluation.user, localrc_name)
+    validate.check_values(evaluation.values, file=localrc_name, text=localrc_text)
+    for plugin in evaluation.plugins:
+        where = evaluation.plugin_lines.get(plugin.name)
+        validate.check_name("plugin", plugin.name, file=where.file if where else localrc_name,
+                            line=(where.line or None) if where else None)
+    for service in enabled:
+        validate.check_name("service", service, file=localrc_name, line=_line_of(service, localrc_text))
+    settings = Settings(evaluation.values, evaluation.user)
+    validate.check_places(settings, file=localrc_name)
     return Config(
-        settings=Settings(evaluation.values, evaluation.user),
+        settings=settings,
         enabled=enabled,
         disabled=services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", "")),
         plugins=evaluation.plugins,
@@ -135,11 +146,59 @@ def _check_dirs(values: dict[str, str], user: frozenset[str] | set[str], name: s
     return []
 
 
+#: A localrc or local.conf larger than this is not one (it is read whole, then given to bash).
+MAX_SIZE = 1024 * 1024
+
+
 def _read(path: Path) -> str:
+    """The text of a localrc / local.conf: a regular UTF-8 text file, else a ConfigError.
+
+    Anything that is not a regular file (a FIFO, a device, a socket) is refused before it is
+    opened, so reading never blocks."""
     try:
-        return path.read_text(encoding="utf-8")
+        info = path.stat()
     except OSError as error:
         raise ConfigError(f"cannot read it: {error.strerror}", file=str(path)) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a named pipe (FIFO)"
+                if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode)
+                or stat.S_ISBLK(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
+                else "not a regular file")
+        raise ConfigError(f"this is {kind}, not a localrc or local.conf; name a regular text file",
+                          file=str(path))
+    if info.st_size > MAX_SIZE:
+        raise ConfigError(f"{info.st_size} bytes is too large for a localrc or local.conf "
+                          f"(at most {MAX_SIZE // 1024} KiB); is it the right file?", file=str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read it: {error.strerror}", file=str(path)) from None
+    return decode(data, str(path))
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a localrc / local.conf for showing it: what :func:`load_config` reads, with
+    the same errors (not a regular file, too large, not UTF-8 text) as ConfigError."""
+    return _read(Path(path))
+
+
+def decode(data: bytes, name: str) -> str:
+    """``data`` as UTF-8 text, or a ConfigError that names the line of the first bad byte."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            f"this is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}): "
+            "it is a binary file or in another encoding; save it as UTF-8 text",
+            file=name, line=line) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    nul = text.find("\0")
+    if nul >= 0:
+        raise ConfigError("this contains NUL bytes, so it is a binary file, not a localrc or "
+                          "local.conf; name the text file", file=name, line=text.count("\n", 0, nul) + 1)
+    return text
 
 
 def _is_localconf(text: str, kind: Kind) -> bool:

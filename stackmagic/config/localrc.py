@@ -215,6 +215,71 @@ def _syntax_error(stderr: str, locator: _Locator) -> None:
             )
 
 
+#: What bash says when a command of the localrc (or a file it sources) cannot run.
+_NOT_FOUND = ": command not found"
+_NO_FILE = ": No such file or directory"
+
+
+def _functions() -> list[str]:
+    """The devstack functions a localrc may call (those functions.sh defines)."""
+    names = re.findall(r"^function ([A-Za-z]\w*)", _FUNCTIONS.read_text(), re.MULTILINE)
+    return [n for n in names if not n.startswith("__sm")]
+
+
+def _outside_localrc(path: Path, line: int) -> bool:
+    """True when ``line`` of a sourced ``path`` is a local.conf line that is not shell: a
+    ``[[phase|file]]`` header or a line of an INI block. Sourcing a whole local.conf from a
+    localrc is a known way to reuse one (bash runs its localrc part and trips over the rest)."""
+    from stackmagic.config import localconf
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    if not localconf.has_meta_sections(text):
+        return False
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return False
+    try:
+        shell = localconf.split(text, str(path)).localrc.splitlines()
+    except ConfigError:
+        return localconf.has_meta_sections(lines[line - 1])
+    return line > len(shell) or shell[line - 1] != lines[line - 1]
+
+
+def _shell_errors(stderr: str, locator: _Locator) -> list[str]:
+    """Bash's complaints about the localrc: a command that does not exist or a file to source
+    that is missing raise ConfigError (bash carries on after them, the stack would not be what
+    the file says); every other ``file: line N: ...`` message is returned as a warning."""
+    import difflib
+
+    warnings: list[str] = []
+    for raw in stderr.splitlines():
+        match = _BASH_MESSAGE.match(raw)
+        if not match:
+            continue
+        file, line, message = locator.file(match["file"]), int(match["line"]), match["message"]
+        if file != locator.name and _outside_localrc(Path(file), line):
+            continue
+        if message.endswith(_NOT_FOUND):
+            command = message[: -len(_NOT_FOUND)]
+            hint = difflib.get_close_matches(command, _functions(), n=1, cutoff=0.7)
+            raise ConfigError(
+                f"{command}: command not found"
+                + (f"; did you mean {hint[0]}?" if hint else
+                   "; a localrc may call devstack's functions (enable_service, disable_service, "
+                   "enable_plugin ...) and ordinary commands"),
+                file=file, line=line)
+        if message.endswith(_NO_FILE):
+            missing = message[: -len(_NO_FILE)]
+            raise ConfigError(
+                f"{missing}: no such file or directory; fix the path (a relative path starts "
+                f"from {locator.cwd}) or remove the line", file=file, line=line)
+        warnings.append(f"{file}, line {line}: {message}")
+    return warnings
+
+
 def _records(out: bytes) -> list[list[str]]:
     fields = out.decode(errors="replace").split("\0")
     arity = {"V": 2, "U": 1, "W": 1, "P": 4, "E": 2, "X": 2, "Z": 0}
@@ -286,13 +351,16 @@ def evaluate(
         if kind == "X":
             location = locator.where(fields[0])
             raise ConfigError(fields[1], file=location.file, line=location.line or None)
+    shell_warnings = _shell_errors(stderr, locator)
     if not records or records[-1][0] != "Z":
         raise ConfigError(
             f"stopped before its end (bash exit status {status}); a localrc must not call "
             f"exit or set -e with a failing command{_tail(stderr)}",
             file=name,
         )
-    return _collect(records, locator)
+    evaluation = _collect(records, locator)
+    evaluation.warnings.extend(shell_warnings)
+    return evaluation
 
 
 def _tail(stderr: str) -> str:
