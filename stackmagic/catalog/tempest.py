@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from stackmagic import identity, ini
 from stackmagic.catalog.base import Need, Project
+from stackmagic.context import oslo_value
 from stackmagic.errors import StackError
 from stackmagic.python import Venv
 
@@ -114,7 +115,7 @@ class Tempest(Project):
         _private_file(conf)
         with ini.IniFile(conf) as tempest_conf:            # one write for all options
             for section, key, value in tempest_options(ctx, self.workspace(ctx)):
-                tempest_conf.set(section, key, value)
+                tempest_conf.set(section, key, oslo_value(value))     # oslo.config reads it
         merges = [m for m in ctx.config.merges
                   if m.phase == "test-config" and Path(m.file) == conf]
         apply_merges(ctx, merges)
