@@ -152,7 +152,8 @@ class Venv:
             return False
         bin_dir = self.path / "bin"
         return not bin_dir.is_dir() or all(
-            p.name.startswith(("python", "activate", "deactivate", "pip")) for p in bin_dir.iterdir())
+            p.name.lower().startswith(("python", "activate", "deactivate", "pip", "pydoc"))
+            for p in bin_dir.iterdir())
 
     def install(
         self,

@@ -200,3 +200,98 @@ def test_venv_cut_short_while_being_made_is_made_again(stack_dir):
     assert "install" in [r.step for r in again.ran]
     assert (venv / "pyvenv.cfg").exists()
     assert get(stack_dir.port)["message"] == "hello"
+
+
+# -- the commands' own guarantees (stackmagic.children), with real processes -----------------
+from stackmagic import children  # noqa: E402
+
+
+def alive_named(name: str) -> bool:
+    return any(c.split(" ")[0] == name for c in command_lines())
+
+
+def test_a_killed_stackmagic_takes_its_commands_with_it_and_the_next_run_ends_the_rest(tmp_path):
+    """The command dies with the process that waits for it in a worker thread (as steps do); what
+    the command started is ended by the next adopt(), which finds it by its recorded group."""
+    leader, grandchild = f"leader-{tmp_path.name}", f"grandchild-{tmp_path.name}"
+    script = (
+        "import sys, time\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from stackmagic import children\n"
+        "children.adopt(sys.argv[1])\n"
+        "cmd = ['bash', '-c', f'(exec -a {sys.argv[3]} sleep 60) & exec -a {sys.argv[2]} sleep 61']\n"
+        "ThreadPoolExecutor(1).submit(children.run, cmd).result()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), leader, grandchild])
+    try:
+        assert wait_until(lambda: alive_named(leader) and alive_named(grandchild), timeout=30)
+        records = list((tmp_path / "children").glob("*.json"))
+        assert len(records) == 1
+        proc.kill()
+        proc.wait()
+        assert wait_until(lambda: not alive_named(leader), timeout=5)   # the parent-death signal
+        assert alive_named(grandchild)                                 # out of its reach ...
+        ended = children.adopt(tmp_path)                               # ... until the next run
+        assert len(ended) == 1 and "process group" in ended[0]
+        assert not alive_named(grandchild)
+        assert not records[0].exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_next_run_leaves_alone_what_it_cannot_prove_is_a_leftover(tmp_path):
+    """A live stackmagic's commands, and a recorded group whose number now belongs to another
+    process (after a reboot), are not signalled."""
+    from stackmagic.process_info import start_ticks
+
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    live = subprocess.Popen([sys.executable, "-c",
+                             "import sys; from stackmagic import children; children.adopt(sys.argv[1]);"
+                             "children.run(['sleep', '62'])", str(tmp_path)])
+    try:
+        directory = tmp_path / "children"
+        assert wait_until(lambda: len(list(directory.glob("*.json"))) == 1, timeout=30)
+        (live_record,) = directory.glob("*.json")
+        live_group = json.loads(live_record.read_text())["pgid"]
+        # a record of a dead run whose group id was reused by a process started later
+        (directory / f"{stranger.pid}.json").write_text(json.dumps(
+            {"pgid": stranger.pid, "ticks": start_ticks(stranger.pid) - 1, "command": "sleep",
+             "owner": 999999999, "owner_ticks": 1}))
+        assert children.end_leftovers(directory) == []
+        assert stranger.poll() is None
+        assert children.group_members(live_group, None)
+        assert live_record.exists() and not (directory / f"{stranger.pid}.json").exists()
+    finally:
+        for p in (stranger, live):
+            p.kill()
+            p.wait()
+
+
+@pytest.mark.parametrize("command", ["sleep 60", "trap '' TERM; sleep 60 & wait"],
+                         ids=["plain", "ignores-SIGTERM"])
+def test_cancel_stops_a_running_command_and_its_children_at_once(command):
+    import threading
+
+    cancel = children.Cancel()
+    outcome: list = []
+    started: list = []
+
+    def step():
+        try:
+            children.run(["bash", "-c", f"echo started; {command}"], cancel=None,
+                         on_line=started.append)
+        except children.Cancelled as err:
+            outcome.append(err)
+
+    worker = threading.Thread(target=step)
+    worker.start()
+    assert wait_until(lambda: started == ["started"], timeout=30)
+    (child,) = children._live
+    t0 = time.monotonic()
+    cancel.set()                  # the command never sees this flag: set() stops it anyway
+    worker.join(timeout=10)
+    assert not worker.is_alive() and isinstance(outcome[0], children.Cancelled)
+    assert time.monotonic() - t0 < STOP_WITHIN
+    assert children.group_members(child.pgid, child.ticks) == []
