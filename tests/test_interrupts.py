@@ -295,3 +295,93 @@ def test_cancel_stops_a_running_command_and_its_children_at_once(command):
     assert not worker.is_alive() and isinstance(outcome[0], children.Cancelled)
     assert time.monotonic() - t0 < STOP_WITHIN
     assert children.group_members(child.pgid, child.ticks) == []
+
+
+def test_a_download_cut_short_is_never_taken_for_the_image(stack_dir):
+    """An image download stops on cancel (within a chunk) and leaves nothing under the name the
+    next run trusts; the next run downloads it whole."""
+    import http.server
+    import threading
+
+    from stackmagic.images import fetch
+
+    body = os.urandom(3 << 20)
+    release = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: 1 << 20])
+            self.wfile.flush()
+            release.wait(30)                     # the rest comes when the test says so
+            self.wfile.write(body[1 << 20:])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/disk.qcow2"
+    ctx = stack_dir.engine().ctx
+    cache = ctx.settings.files / "images" / "disk.qcow2"
+    outcome: list = []
+    worker = threading.Thread(target=lambda: outcome.append(_call(fetch, ctx, url)))
+    try:
+        worker.start()
+        assert wait_until(lambda: cache.with_suffix(".qcow2.part").exists(), timeout=10)
+        ctx.cancel.set()
+        release.set()
+        worker.join(timeout=10)
+        assert isinstance(outcome[0], children.Cancelled)
+        assert not cache.exists() and not cache.with_suffix(".qcow2.part").exists()
+        ctx.cancel.clear()
+        assert fetch(ctx, url) == cache and cache.read_bytes() == body
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _call(fn, *args):
+    try:
+        return fn(*args)
+    except BaseException as err:  # noqa: BLE001 - the test looks at it
+        return err
+
+
+def _sdist(cache: Path, name: str, version: str) -> None:
+    """A minimal sdist in ``cache`` (no network needed to mirror it)."""
+    import io
+    import tarfile
+
+    cache.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(cache / f"{name}-{version}.tar.gz", "w:gz") as tar:
+        for path, text in {"PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+                           "setup.py": f"from setuptools import setup\nsetup(version={version!r})\n"}.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}-{version}/{path}")
+            info.size, info.mtime = len(data), 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_a_mirror_killed_between_its_renames_keeps_its_releases(tmp_path):
+    """The mirror is replaced by two renames (old away, new in); killed between them, the older
+    releases sat in a temporary directory the next run would have deleted."""
+    import git
+
+    from stackmagic.mirror import mirror_project, repo_path
+
+    cache, root = tmp_path / "sdists", tmp_path / "mirror"
+    _sdist(cache, "demo", "1.0")
+    _sdist(cache, "demo", "1.1")
+    first = mirror_project("demo", "1.0", "demo", root, cache=cache)
+    dest = repo_path(root, "demo")
+    half = dest.parent / ".demo.build-killed"
+    half.mkdir()
+    dest.rename(half / "old.git")                     # the state between the two renames
+    second = mirror_project("demo", "1.1", "demo", root, cache=cache)
+    assert second.created and first.path == second.path
+    assert {t.name for t in git.Repo(dest).tags} == {"1.0", "1.1"}
+    assert [p.name for p in dest.parent.iterdir()] == ["demo.git"]
