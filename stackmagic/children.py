@@ -254,7 +254,13 @@ def run(argv: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = No
         preexec_fn=_die_with(os.getpid()),
     )
     child = _Child(proc, args)
-    _register(child)
+    try:
+        _register(child)
+    except BaseException:                 # Ctrl-C right now: the command must not run on
+        _stop(child)
+        _unregister(child)
+        proc.stdout.close()
+        raise
     out: list[str] = []
     last: deque[str] = deque(maxlen=tail)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -385,3 +385,42 @@ def test_a_mirror_killed_between_its_renames_keeps_its_releases(tmp_path):
     assert second.created and first.path == second.path
     assert {t.name for t in git.Repo(dest).tags} == {"1.0", "1.1"}
     assert [p.name for p in dest.parent.iterdir()] == ["demo.git"]
+
+
+def test_stop_button_stops_the_install_at_once_and_the_next_stack_resumes(stack_dir, tmp_path, monkeypatch):
+    """The notebook's stop button: SIGINT to the kernel's process alone, while uv builds."""
+    from jupyter_client.manager import start_new_kernel
+
+    from tests.test_kernel import execute, text_of
+
+    prefix = tmp_path / "prefix"
+    subprocess.run([sys.executable, "-m", "stackmagic", "kernel", "install", "--prefix", str(prefix)],
+                   capture_output=True, check=True)
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    prepare(stack_dir)
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg"), "ECHO_SLOW": "install",
+           "ECHO_SLOW_TAG": tag(stack_dir), "ECHO_SLOW_SECONDS": "60"}
+    km, kc = start_new_kernel(kernel_name="stackmagic", cwd=str(tmp_path), env=env)
+    try:
+        execute(kc, "%%localrc\n" + stack_dir.localrc.read_text())
+        sent: list[float] = []
+
+        def stop_when_installing():
+            if not sent and at_the_moment(stack_dir, "install"):
+                sent.append(time.monotonic())
+                # the kernel's process alone (jupyter_client's interrupt_kernel() signals its
+                # group, which the commands of stackmagic are not part of either)
+                os.kill(km.provisioner.process.pid, signal.SIGINT)
+
+        messages = execute(kc, "%stack", poll=stop_when_installing)
+        seconds = time.monotonic() - sent[0]
+        assert "interrupted" in text_of(messages)
+        assert seconds < STOP_WITHIN, f"the stop button took {seconds:.1f} s"
+        assert leftovers(stack_dir) == []
+        resumed = execute(kc, "import os; del os.environ['ECHO_SLOW']\n"
+                              "r = %stack\nprint(sorted(x.step for x in r.summary.ran))")
+        assert "'install'" in text_of(resumed) and "'start echo-api'" in text_of(resumed)
+        assert get(stack_dir.port)["message"] == "hello"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
