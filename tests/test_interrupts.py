@@ -424,3 +424,67 @@ def test_stop_button_stops_the_install_at_once_and_the_next_stack_resumes(stack_
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+# -- the real thing: the quickstart stack (Keystone, Glance, Placement) ----------------------
+def _lines_with_pids() -> list[tuple[int, str]]:
+    out = subprocess.run(["ps", "-eww", "-o", "pid=,args="], capture_output=True, text=True).stdout
+    return [(int(pid), args) for pid, _, args in (line.strip().partition(" ") for line in out.splitlines())]
+
+
+@pytest.mark.slow
+def test_quickstart_killed_in_install_and_stopped_in_init_completes_with_no_orphan(tmp_path):
+    """SIGKILL while uv installs the OpenStack services, then SIGINT while keystone-manage syncs
+    the database: the third stack completes, skips what was done, and nothing of the first two
+    runs is left."""
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+    from stackmagic.process_info import tree
+    from tests.test_openstack import checks, write_conf
+
+    conf = write_conf(tmp_path)
+    root = str(tmp_path)
+    cli = [sys.executable, "-m", "stackmagic", "stack", "--config", str(conf)]
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg")}
+    logs = tmp_path / "logs" / "stack"
+    engine = Engine(load_config(conf))
+    try:
+        def run_until(log: str, text: str, sig: int) -> tuple[int, float]:
+            proc = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            try:
+                path = logs / log
+                assert wait_until(lambda: path.exists() and text in path.read_text(), timeout=600)
+                sent = time.monotonic()
+                proc.send_signal(sig)
+                proc.wait(timeout=60)
+                return proc.returncode, time.monotonic() - sent
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+        code, _ = run_until("install.log", "Resolved", signal.SIGKILL)       # uv at work
+        assert code == -signal.SIGKILL
+        assert wait_until(lambda: not [a for _, a in _lines_with_pids() if "pip install" in a and root in a],
+                          timeout=5)                                          # uv died with it
+        code, seconds = run_until("init-keystone.log", "keystone-manage", signal.SIGINT)
+        assert code == 130 and seconds < STOP_WITHIN
+        assert not [a for _, a in _lines_with_pids() if "keystone-manage" in a and root in a]
+        done = set(State(tmp_path / "data" / "stackmagic").steps)
+        assert "install" in done and "init keystone" not in done
+
+        summary = Engine(load_config(conf)).stack()
+        statuses = {r.step: r.status for r in summary.results}
+        assert {s for s, v in statuses.items() if v == "skipped"} == done
+        assert statuses["init keystone"] == "ran"
+        engine = Engine(load_config(conf))           # with the passwords the stack made
+        found = checks(engine)
+        assert all(c.ok for c in found.values()), {n: c.data for n, c in found.items() if not c.ok}
+        services = {p for s in engine.status() if s.pid for p in tree(s.pid)}
+        stray = [a for pid, a in _lines_with_pids()
+                 if root in a and pid not in services and not a.split()[0].endswith("tmux")]
+        assert stray == []
+        assert not list((tmp_path / "data" / "stackmagic" / "children").glob("*.json"))
+    finally:
+        Engine(load_config(conf)).unstack(all=True)
+        subprocess.run(["tmux", "-L", engine.tmux.server.socket_name, "kill-server"], capture_output=True)
