@@ -6,7 +6,8 @@ behind stackmagic's back, and it can be stopped with everything it started), and
 
 - **dies with stackmagic**: it gets SIGKILL as soon as the thread that started it is gone (the
   Linux parent-death signal). That thread waits for the command, and step threads live until
-  every step is over, so this happens only when stackmagic itself dies (SIGKILL, a crash);
+  every step is over, so this happens only when stackmagic itself dies (SIGKILL, a crash).
+  (So a command must be started by the thread that waits for it, as :func:`run` does);
 - **is written down** under ``$DATA_DIR/stackmagic/children/`` (process group and start time)
   while it runs, once :func:`adopt` named that directory. The parent-death signal reaches the
   command only, not what it started (a build backend under uv, ``sleep`` under ``sh``): the next

@@ -9,6 +9,13 @@ reuses index pages it cached less than their allowed age ago (10 minutes on PyPI
 directories and uv's cache only, and a name found in none of them fails the install. Source trees
 with a build backend are built in an isolated environment whose build requirements must be
 available the same way.
+
+Interrupted or killed, nothing is left half-made for the next run to trust: a venv whose creation
+was cut short is made again (a mark beside it says creation is under way; ``uv venv`` killed early
+leaves no ``pyvenv.cfg``), and an install cut short leaves a mark in the venv, so that
+:meth:`Venv.complete` is false (the install step runs again) and the next install reinstalls.
+Installer commands run through :mod:`stackmagic.children`: they die with stackmagic and stop at
+once when the run is cancelled.
 """
 
 from __future__ import annotations
