@@ -104,7 +104,8 @@ def stop_button(code: Path, phase: str, seconds: float, work: Path, repo: Path) 
     env = {**slow_env(sd, repo, phase), "PYTHONPATH": str(code), "ECHO_SLOW_SECONDS": f"{seconds:g}",
            "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
     os.environ["JUPYTER_PATH"] = env["JUPYTER_PATH"]
-    km, kc = start_new_kernel(kernel_name="stackmagic", cwd=str(root), env=env)
+    km, kc = start_new_kernel(kernel_name="stackmagic", cwd=str(root), env=env,
+                              stderr=subprocess.DEVNULL)
     sent: list[float] = []
     try:
         execute(kc, "%%localrc\n" + sd.localrc.read_text())
