@@ -8,17 +8,14 @@ recorded so the engine can re-run exactly the steps a changed setting touches.
 from __future__ import annotations
 
 import os
-import selectors
-import signal
-import subprocess
 import threading
-import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from stackmagic import children
 from stackmagic import events as ev
 from stackmagic import ini
+from stackmagic.children import Cancel, Cancelled  # noqa: F401 - Cancelled is part of this API
 from stackmagic.errors import StackError
 
 if TYPE_CHECKING:
@@ -27,12 +24,6 @@ if TYPE_CHECKING:
     from stackmagic.python import Venv
     from stackmagic.state import State
     from stackmagic.tmux import Tmux
-
-
-class Cancelled(StackError):
-    """The user interrupted the run (Ctrl-C, the notebook's stop button)."""
-
-    exit_code = 130
 
 
 class CommandFailed(StackError):
@@ -54,7 +45,7 @@ class Context:
         self.tmux = tmux
         self.venv = venv
         self.emit = emit
-        self.cancel = cancel or threading.Event()
+        self.cancel = cancel or Cancel()     # setting it stops the running commands
         self.step: "Step | None" = None
         self.reads: dict[str, str | None] = {}
         self.logfile: Path | None = None
@@ -117,51 +108,22 @@ class Context:
             input: str | None = None, quiet: bool = False) -> str:
         """Run a command; its output goes to the step's log as it comes. Returns the output.
 
-        Stops the command (SIGTERM, then SIGKILL, to its whole process group) when the run is
-        cancelled or ``timeout`` passes.
+        The command runs in a process group of its own that dies with stackmagic (see
+        :mod:`stackmagic.children`). When the run is cancelled or ``timeout`` passes, the group
+        gets SIGTERM, and SIGKILL half a second later.
         """
         args = [str(a) for a in argv]
         full_env = {**os.environ, **(env or {})}
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         if not quiet:
             self.log("+ " + " ".join(args))
-        proc = subprocess.Popen(
-            args, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            start_new_session=True, text=True, errors="replace",
-        )
-        if input is not None:
-            proc.stdin.write(input)
-            proc.stdin.close()
-        out: list[str] = []
-        tail: deque[str] = deque(maxlen=30)
-        deadline = time.monotonic() + timeout if timeout else None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        try:
-            while True:
-                if self.cancel.is_set():
-                    raise Cancelled("interrupted")
-                if deadline and time.monotonic() > deadline:
-                    raise StackError(f"`{' '.join(args)}` did not finish within {timeout:.0f} s")
-                if not sel.select(timeout=0.2):
-                    continue
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                out.append(line)
-                tail.append(line.rstrip("\n"))
-                if not quiet:
-                    self.log(line)
-            proc.wait()
-        finally:
-            sel.close()
-            if proc.poll() is None:
-                _stop_group(proc)
-            proc.stdout.close()
-        if check and proc.returncode != 0:
-            raise CommandFailed(args, proc.returncode, list(tail))
-        return "".join(out)
+        result = children.run(args, env=full_env, cwd=cwd, input=input, timeout=timeout,
+                              on_line=None if quiet else self.log, cancel=self.cancel)
+        if result.timed_out:
+            raise StackError(f"`{' '.join(args)}` did not finish within {timeout:.0f} s")
+        if check and result.returncode != 0:
+            raise CommandFailed(args, result.returncode, result.tail)
+        return result.output
 
     # -- config files -----------------------------------------------------------------------
     def iniset(self, path: Path, section: str, option: str, value: Any, *, raw: bool = False) -> None:
@@ -239,16 +201,3 @@ def _make_private(path: Path, mode: int) -> None:
     if current & 0o077 and current != mode:
         os.chmod(path, mode)
 
-
-def _stop_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()

@@ -181,6 +181,8 @@ class Engine:
         from stackmagic.passwords import with_passwords
 
         with Lock(self.stack_dir, "stack", create=not dry_run):
+            if not dry_run:
+                self._end_leftovers()
             self.config = self.ctx.config = with_passwords(self.config, self.stack_dir, create=not dry_run)
             self.ctx._settings = self.config.settings
             self.ctx.shared["dry_run"] = dry_run         # plugins.load_plugins: no clone into DEST
@@ -196,6 +198,15 @@ class Engine:
             results = self._run(plan)
         return Summary(results, self.status(plan), time.monotonic() - started,
                        plan.unsupported, list(self.config.warnings))
+
+    def _end_leftovers(self) -> None:
+        """End the commands a killed stackmagic left running here; record ours from now on."""
+        from stackmagic.children import adopt
+
+        ended = adopt(self.stack_dir)
+        if ended:
+            self._emit(ev.Message("ended what a stackmagic that was killed left running: "
+                                  + ", ".join(ended)))
 
     def _dry_run(self, plan: Plan, started: float) -> Summary:
         """What ``stack`` would do: the same decisions, made from the recorded fingerprints;
@@ -430,6 +441,7 @@ class Engine:
     def clean(self) -> list[str]:
         """unstack, then remove databases, data, generated config and logs; keep source trees."""
         with Lock(self.stack_dir, "clean"):
+            self._end_leftovers()
             self._unstack(all=True)
             removed = []
             for p in reversed(self._projects_for_cleanup()):

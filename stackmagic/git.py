@@ -6,6 +6,12 @@ the ref, throwing local edits away. ``offline`` never touches the network; ``err
 refuses to clone. Every git command runs with prompts disabled and stdin closed, so nothing
 can block a notebook or the engine, and URL rewrites from ``git config url.<base>.insteadOf``
 apply as they do for plain git.
+
+What talks to the remote or rewrites the tree (ls-remote, clone, fetch, checkout) runs as a
+command of :mod:`stackmagic.children`: it dies with stackmagic and stops at once when the run is
+cancelled. A clone is made under a temporary name next to its place and renamed into place when
+complete, so a checkout is never half made; the temporary trees a killed run left are removed by
+the next clone of that project. GitPython reads what is there (HEAD, dirtiness).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Literal
 
 import git as gitpython
 
+from stackmagic import children
 from stackmagic.errors import StackError
 
 _RefKind = Literal["branch", "tag", "other"]
@@ -107,9 +114,7 @@ def git_clone(
     refs = _remote_refs(url, label)
     kind = _ref_kind(ref, refs)
     if present:
-        with gitpython.Repo(dest) as repo:
-            repo.git.update_environment(**_git_env())
-            _update(repo, url, ref, kind, depth, label, refs)
+        _update(dest, url, ref, kind, depth, label, refs)
         return _result(dest, url, ref, "updated")
     _clone_new(url, dest, ref, kind, depth, label, refs)
     return _result(dest, url, ref, "cloned")
@@ -179,6 +184,19 @@ def _git_env() -> dict[str, str]:
     }
 
 
+def _git(*args: str, cwd: Path | None = None) -> str:
+    """Run git (no prompts) as a command that dies with us and stops on cancel; its stdout.
+    Failing, it raises :class:`git.GitCommandError` as GitPython does."""
+    argv = ["git", *args]
+    with tempfile.TemporaryFile() as errors:
+        result = children.run(argv, cwd=cwd, env={**os.environ, **_git_env()}, stderr=errors)
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if result.returncode != 0:
+        raise gitpython.GitCommandError(argv, result.returncode, stderr, result.output)
+    return result.output
+
+
 def _redact(text: str) -> str:
     """Replace ``user:password@`` in URLs with ``***@``."""
     return _CREDENTIALS.sub(r"\g<scheme>***@", text)
@@ -199,7 +217,7 @@ def _git_failure(label: str, url: str, what: str, err: gitpython.GitCommandError
 def _remote_refs(url: str, label: str) -> _RemoteRefs:
     """Branches and tags the remote has (``git ls-remote``)."""
     try:
-        listing = gitpython.Git().ls_remote("--heads", "--tags", "--", url, env=_git_env())
+        listing = _git("ls-remote", "--heads", "--tags", "--", url)
     except gitpython.GitCommandError as err:
         raise _git_failure(label, url, "reading the branches and tags of", err) from err
     heads: set[str] = set()
@@ -244,29 +262,26 @@ def _clone_new(
 ) -> None:
     """Clone into a temporary sibling of ``dest`` and rename it into place when complete."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{dest.name}.clone-*"):     # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.clone-", dir=dest.parent))
     checkout = tmp / dest.name  # made by git, so it gets the usual permissions, not mkdtemp's 0700
     try:
-        options: dict[str, object] = {"depth": depth} if depth > 0 else {}
-        if kind == "other":
-            options["no_checkout"] = True
-        else:
-            options["branch"] = ref
+        options = [f"--depth={depth}"] if depth > 0 else []
+        options += ["--no-checkout"] if kind == "other" else [f"--branch={ref}"]
         try:
-            repo = gitpython.Repo.clone_from(url, checkout, env=_git_env(), **options)
+            _git("clone", *options, "--", url, str(checkout))
         except gitpython.GitCommandError as err:
             raise _git_failure(label, url, "cloning", err) from err
-        with repo:
-            repo.git.update_environment(**_git_env())
-            if kind == "other":
-                _checkout_commit(repo, url, ref, depth, label, refs)
+        if kind == "other":
+            _checkout_commit(checkout, url, ref, depth, label, refs)
         os.replace(checkout, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _update(
-    repo: gitpython.Repo,
+    dest: Path,
     url: str,
     ref: str,
     kind: _RefKind,
@@ -275,44 +290,44 @@ def _update(
     refs: _RemoteRefs,
 ) -> None:
     """Fetch ``ref`` from ``url`` as origin and hard-reset the checkout to it."""
-    if "origin" in [remote.name for remote in repo.remotes]:
-        repo.git.remote("set-url", "origin", url)
-    else:
-        repo.git.remote("add", "origin", url)
+    # a git killed with its run leaves its lock; no git of ours runs here now (stack's lock)
+    (dest / ".git" / "index.lock").unlink(missing_ok=True)
+    remotes = _git("remote", cwd=dest).split()
+    _git("remote", "set-url" if "origin" in remotes else "add", "origin", url, cwd=dest)
     shallow = [f"--depth={depth}"] if depth > 0 else []
     try:
         if kind == "branch":
-            repo.git.fetch(*shallow, "origin", f"+refs/heads/{ref}:refs/remotes/origin/{ref}")
-            repo.git.checkout("-f", "-B", ref, f"refs/remotes/origin/{ref}")
-            repo.git.config(f"branch.{ref}.remote", "origin")
-            repo.git.config(f"branch.{ref}.merge", f"refs/heads/{ref}")
+            _git("fetch", *shallow, "origin", f"+refs/heads/{ref}:refs/remotes/origin/{ref}", cwd=dest)
+            _git("checkout", "-f", "-B", ref, f"refs/remotes/origin/{ref}", cwd=dest)
+            _git("config", f"branch.{ref}.remote", "origin", cwd=dest)
+            _git("config", f"branch.{ref}.merge", f"refs/heads/{ref}", cwd=dest)
         elif kind == "tag":
-            repo.git.fetch(*shallow, "--force", "origin", f"+refs/tags/{ref}:refs/tags/{ref}")
-            repo.git.checkout("-f", "--detach", f"refs/tags/{ref}")
+            _git("fetch", *shallow, "--force", "origin", f"+refs/tags/{ref}:refs/tags/{ref}", cwd=dest)
+            _git("checkout", "-f", "--detach", f"refs/tags/{ref}", cwd=dest)
     except gitpython.GitCommandError as err:
         raise _git_failure(label, url, f"updating to {ref!r} from", err) from err
     if kind == "other":
-        _checkout_commit(repo, url, ref, depth, label, refs)
+        _checkout_commit(dest, url, ref, depth, label, refs)
 
 
 def _checkout_commit(
-    repo: gitpython.Repo, url: str, ref: str, depth: int, label: str, refs: _RemoteRefs
+    checkout: Path, url: str, ref: str, depth: int, label: str, refs: _RemoteRefs
 ) -> None:
     """Detach HEAD at a SHA (or another ref such as ``refs/changes/...``), fetching it if needed."""
     target = f"{ref}^{{commit}}"
-    if not (_SHA.fullmatch(ref) and _resolves(repo, target)):
+    if not (_SHA.fullmatch(ref) and _resolves(checkout, target)):
         shallow = [f"--depth={depth}"] if depth > 0 else []
         try:
-            repo.git.fetch(*shallow, "origin", ref)
+            _git("fetch", *shallow, "origin", ref, cwd=checkout)
         except gitpython.GitCommandError as err:
             raise _missing_ref(label, url, ref, refs, err) from err
         target = "FETCH_HEAD"
-    repo.git.checkout("-f", "--detach", target)
+    _git("checkout", "-f", "--detach", target, cwd=checkout)
 
 
-def _resolves(repo: gitpython.Repo, rev: str) -> bool:
+def _resolves(checkout: Path, rev: str) -> bool:
     try:
-        repo.git.rev_parse("--verify", "--quiet", rev)
+        _git("rev-parse", "--verify", "--quiet", rev, cwd=checkout)
     except gitpython.GitCommandError:
         return False
     return True

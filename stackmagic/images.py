@@ -1,6 +1,10 @@
 """Images for Glance (devstack's upload_image): ``IMAGE_URLS`` (http, https and file:// URLs,
 downloads cached under ``$FILES/images``); when none is set or none can be had, a tiny qcow2 made
 here with qemu-img (a raw file without it), so the image service is exercised for real.
+
+Nothing half-made is ever trusted: a download or a made image is written under a temporary name
+and renamed when complete, and an upload that was cut short (an image left queued or saving in
+Glance) is deleted and made again by the next run.
 """
 
 from __future__ import annotations
@@ -49,12 +53,16 @@ def fetch(ctx: "Context", url: str) -> Path | None:
     tmp = cache.with_suffix(cache.suffix + ".part")
     try:
         with urllib.request.urlopen(url, timeout=20) as resp, open(tmp, "wb") as out:  # noqa: S310
-            shutil.copyfileobj(resp, out)
-    except OSError as err:
+            while chunk := resp.read(1 << 20):
+                ctx.check_cancel()        # a stop button does not wait for a long download
+                out.write(chunk)
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if not isinstance(err, OSError):
+            raise
         ctx.warn(f"image {url} could not be downloaded ({err}); using a locally built image instead")
         return None
-    tmp.rename(cache)
+    tmp.rename(cache)                     # complete: only now under the name that is trusted
     return cache
 
 
@@ -72,7 +80,9 @@ def local_image(ctx: "Context") -> Path:
     ctx.warn("qemu-img is not installed (Debian package qemu-utils); registering a raw image")
     path = directory / f"{LOCAL_NAME}.raw"
     if not path.exists():
-        path.write_bytes(b"\0" * 1024 * 1024)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(b"\0" * 1024 * 1024)
+        tmp.rename(path)
     return path
 
 

@@ -11,7 +11,10 @@ def main() -> None:
     spec = json.load(sys.stdin)
     conn = openstack.connect(**spec["auth"])
     for want in spec["images"]:
-        found = [i for i in conn.image.images(name=want["name"]) if i.checksum == want["md5"]]
+        same_name = list(conn.image.images(name=want["name"]))
+        for half_made in [i for i in same_name if i.status in ("queued", "saving", "killed")]:
+            conn.image.delete_image(half_made, ignore_missing=True)   # an upload cut short
+        found = [i for i in same_name if i.checksum == want["md5"] and i.status == "active"]
         image = found[0] if found else conn.image.create_image(
             name=want["name"], filename=want["file"], disk_format=want["disk_format"],
             container_format="bare", visibility="public", wait=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import git
 
-from stackmagic import constraints
+from stackmagic import children, constraints
 from stackmagic.errors import StackError
 
 Log = Callable[[str], None]
@@ -76,11 +75,12 @@ def mirror_project(pypi_name: str, version: str, repo_name: str, root: Path, *, 
     """
     say = log or (lambda _msg: None)
     dest = repo_path(root, repo_name)
+    _recover(dest, repo_name)
     if _has_tag(dest, version):
         return MirrorResult(pypi_name, version, dest, created=False)
     sdist = fetch_sdist(pypi_name, version, Path(cache), log=say)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{repo_name}-", dir=dest.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f".{repo_name}.build-", dir=dest.parent) as tmp:
         bare = Path(tmp) / "bare.git"
         _build(sdist, version, series, dest if dest.exists() else None, bare, Path(tmp))
         if not _install(bare, dest, version):
@@ -130,13 +130,21 @@ def fetch_sdist(pypi_name: str, version: str, cache: Path, *, log: Log | None = 
         return found
     (log or (lambda _msg: None))(f"downloading {pypi_name}=={version} from PyPI")
     cache.mkdir(parents=True, exist_ok=True)
-    run = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-         "--disable-pip-version-check", "-d", str(cache), f"{pypi_name}=={version}"],
-        capture_output=True, text=True, check=False)
+    prefix = f".download-{constraints.normalize(pypi_name)}-{version}-"
+    for stale in cache.glob(prefix + "*"):        # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    # into a directory of its own, moved into the cache when complete: a download cut short
+    # must not sit in the cache as if it were the sdist
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=cache) as tmp:
+        run = children.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+             "--disable-pip-version-check", "-d", tmp, f"{pypi_name}=={version}"])
+        got = _cached_sdist(Path(tmp), pypi_name, version)
+        if got is not None:
+            os.replace(got, cache / got.name)
     found = _cached_sdist(cache, pypi_name, version)
     if run.returncode != 0 or not found:
-        raise MirrorError(_download_problem(pypi_name, version, cache, run.stderr))
+        raise MirrorError(_download_problem(pypi_name, version, cache, run.output))
     return found
 
 
@@ -238,6 +246,16 @@ def _prune(tree: Path) -> None:
     lines = ignore.read_text().splitlines() if ignore.exists() else []
     lines += [line for line in IGNORED if line not in lines]
     ignore.write_text("\n".join(lines) + "\n")
+
+
+def _recover(dest: Path, repo_name: str) -> None:
+    """Clear what a killed run left beside ``dest``: its build directories, and, if it was
+    killed between the two renames of :func:`_install`, put the older mirror back first."""
+    for stale in sorted(dest.parent.glob(f".{repo_name}.build-*")) if dest.parent.is_dir() else []:
+        old = stale / "old.git"
+        if not dest.exists() and (old / "HEAD").is_file():
+            old.rename(dest)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _install(bare: Path, dest: Path, version: str) -> bool:

@@ -158,7 +158,7 @@ def install_inputs(projects: list["Project"]) -> Callable[["Context"], dict]:
             "requirements": sorted({r for p in projects for r in p.install_requirements(ctx)}),
             "sources": {str(e): head_sha(e) for p in projects for e in p.editable(ctx)},
             "constraints": _file_hash(str(cons)) if cons and cons.exists() else None,
-            "venv": (ctx.venv.python.exists()),
+            "venv": ctx.venv.complete(),        # a half-made venv re-runs the install
         }
     return inputs
 

@@ -353,3 +353,74 @@ def test_reclone_at_same_commit_still_discards_staged_and_unstaged_edits(
     result = git_clone(origin.url, dest, ref, reclone=True)
     assert result.sha == before
     assert not is_dirty(dest)
+
+
+# --- interrupts and kills -----------------------------------------------------------------
+
+
+def _slow_transport(gitconfig: Path, origin: Origin, stall: Path) -> None:
+    """Make ``origin.url`` reachable only through a transport that waits until ``stall`` goes
+    (private git config: ``ext::`` through ``insteadOf``, as an upstream that hangs)."""
+    script = stall.with_suffix(".sh")
+    script.write_text(f'#!/bin/bash\nwhile [[ -e {stall} ]]; do sleep 0.05; done\nexec "$@"\n')
+    script.chmod(0o755)
+    path = Path(origin.repo.working_dir)
+    with gitconfig.open("a") as fh:
+        fh.write(f'[protocol "ext"]\n\tallow = always\n[url "ext::{script} %S {path}"]\n'
+                 f"\tinsteadOf = {origin.url}\n")
+
+
+def test_cancel_stops_a_hanging_clone_at_once_and_leaves_nothing(
+        origin: Origin, stack: Path, gitconfig: Path, tmp_path: Path) -> None:
+    import time
+
+    from stackmagic import children
+
+    stall = tmp_path / "stall"
+    stall.touch()
+    _slow_transport(gitconfig, origin, stall)
+    cancel = children.Cancel()
+    outcome: list[BaseException] = []
+
+    def clone() -> None:
+        try:
+            git_clone(origin.url, stack / "nova")
+        except BaseException as err:  # noqa: BLE001 - the test looks at it
+            outcome.append(err)
+
+    worker = threading.Thread(target=clone)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not children._live and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        cancel.set()              # git_clone never sees the flag: setting it stops its git
+        worker.join(timeout=10)
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        stall.unlink()
+        worker.join()
+    assert outcome and isinstance(outcome[0], children.Cancelled)
+    assert not (stack / "nova").exists() and _leftovers(stack) == []
+
+
+def test_a_clone_left_half_made_by_a_killed_run_is_removed_and_made_again(
+        origin: Origin, stack: Path) -> None:
+    import subprocess
+
+    # what a killed clone leaves: git's temporary checkout beside the place it was going to
+    half = stack / ".nova.clone-dead1234"
+    subprocess.run(["git", "clone", "-q", "--no-checkout", origin.url, str(half / "nova")], check=True)
+    result = git_clone(origin.url, stack / "nova")
+    assert result.action == "cloned" and result.sha == head_sha(stack / "nova")
+    assert _leftovers(stack) == []
+
+
+def test_reclone_after_a_killed_checkout_left_its_index_lock(origin: Origin, stack: Path) -> None:
+    git_clone(origin.url, stack / "nova")
+    (stack / "nova" / ".git" / "index.lock").write_text("")     # git killed mid-checkout
+    new = origin.commit("four")
+    result = git_clone(origin.url, stack / "nova", reclone=True)
+    assert result.action == "updated" and result.sha == new

@@ -208,3 +208,52 @@ def test_without_uv_falls_back_to_venv_and_pip(
 def test_normalize() -> None:
     assert normalize("Oslo_Config") == "oslo-config"
     assert normalize("zope.interface") == "zope-interface"
+
+
+# --- interrupted and killed: half-made venvs are made again ------------------------------
+
+
+def test_venv_whose_creation_was_cut_short_is_made_again(tmp_path: Path) -> None:
+    """`uv venv` killed before it writes pyvenv.cfg leaves bin/ and lib/: once, every later
+    stack failed with "exists and is not a virtual environment" (seen by killing it at random
+    moments: some runs leave exactly this)."""
+    env = Venv(tmp_path / "venv")
+    env.ensure()
+    (env.path / "pyvenv.cfg").unlink()
+    assert not env.complete()
+    assert env.ensure() is True
+    assert env.complete() and env.run("python", "-c", "print(1)").stdout == "1\n"
+
+
+def test_venv_marked_as_being_made_is_made_again(tmp_path: Path) -> None:
+    """Killed after pyvenv.cfg but before it finished: the mark written before it began remains."""
+    env = Venv(tmp_path / "venv")
+    env.ensure()
+    (env.path / "leftover").write_text("from the killed creation")
+    env._creating.write_text("1\n")
+    assert not env.complete()
+    assert env.ensure() is True
+    assert not (env.path / "leftover").exists() and env.complete()
+
+
+def test_venv_whose_python_is_gone_is_made_again(tmp_path: Path) -> None:
+    env = Venv(tmp_path / "venv")
+    env.ensure()
+    env.python.unlink()
+    assert not env.complete()
+    assert env.ensure() is True
+    assert env.complete()
+
+
+def test_install_cut_short_is_redone_in_full(venv: Venv, app: Path, wheels: Path) -> None:
+    """A killed installer can leave a package's metadata without its files; the next install
+    reinstalls instead of trusting the metadata."""
+    venv.install(["smlib"], find_links=[wheels], offline=True)
+    site = Path(venv.run("python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+                .stdout.strip())
+    (site / "smlib" / "__init__.py").unlink()            # files gone, metadata still there
+    venv._installing.write_text("killed\n")               # the mark the killed install left
+    assert not venv.complete()
+    venv.install(["smlib"], find_links=[wheels], offline=True)
+    assert (site / "smlib" / "__init__.py").exists()
+    assert venv.complete()
