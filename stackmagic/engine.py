@@ -460,9 +460,9 @@ class Engine:
 
 def _own_pid(rec) -> int | None:
     """The recorded process (or its daemon), if it still runs and is the one we started."""
-    from stackmagic.process_info import start_ticks
+    from stackmagic.process_info import alive, start_ticks
 
-    if rec.start_ticks is not None and start_ticks(rec.pid) == rec.start_ticks:
+    if rec.start_ticks is not None and start_ticks(rec.pid) == rec.start_ticks and alive(rec.pid):
         return rec.pid
     return daemon_pid(rec)
 

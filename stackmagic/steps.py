@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from stackmagic import codehash, ini, ports
 from stackmagic.health import to_dict as health_to_dict
-from stackmagic.process_info import start_ticks
+from stackmagic.process_info import alive, start_ticks
 from stackmagic.errors import StackError
 from stackmagic.state import ProcessRecord
 
@@ -234,7 +234,7 @@ def daemon_pid(rec: ProcessRecord) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     ticks = start_ticks(pid)
-    if ticks is None or (rec.daemon_ticks is not None and ticks != rec.daemon_ticks):
+    if ticks is None or (rec.daemon_ticks is not None and ticks != rec.daemon_ticks) or not alive(pid):
         return None
     return pid
 
