@@ -268,17 +268,18 @@ def log_path(ctx: "Context", service: str) -> Path:
 
 
 def _held_by_us(ctx: "Context", service: str, port: int) -> bool:
-    """Whether ``port`` is held by the ``service`` we started (a restart frees it): its window's
-    family (process group and session, which outlive a killed launcher) or its daemon."""
+    """Whether ``port`` is held by the ``service`` we started (a restart frees it): the family of
+    its window in our tmux session, of its recorded process (a process group and session outlive a
+    killed launcher), or its daemon."""
     from stackmagic.process_info import tree
     from stackmagic.tmux import family
 
+    roots = [pid for pid in [ctx.tmux.pid(service)] if pid]
     rec = ctx.state.processes.get(service)
-    if rec is None:
-        return False
-    reused = start_ticks(rec.pid) not in (None, rec.start_ticks)     # the pid is another's now
-    ours = set() if reused else set(family([rec.pid]))
-    daemon = daemon_pid(rec)
+    if rec is not None and start_ticks(rec.pid) in (None, rec.start_ticks):   # not another's pid now
+        roots.append(rec.pid)
+    ours = set(family(roots)) if roots else set()
+    daemon = daemon_pid(rec) if rec is not None else None
     if daemon is not None:
         ours |= set(tree(daemon))
     holder = ports.who_listens(port)
