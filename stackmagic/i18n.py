@@ -129,11 +129,23 @@ _UNKNOWN = re.compile(r"^unknown service '(?P<service>[^']+)'(?P<rest>.*)$", re.
 _DID_YOU_MEAN = re.compile(r"^; did you mean: (?P<names>[^?]+)\?(?P<rest>.*)$", re.S)
 
 
+#: Messages with numbers in them: the pattern, and the msgid it is translated through.
+_FORMS = (
+    (re.compile(r"^interrupted; (?P<done>\d+) of (?P<total>\d+) steps are done and stay done\. "
+                r"Run %stack again to continue from there\.$"),
+     "interrupted; {done} of {total} steps are done and stay done. Run %stack again to continue from there."),
+)
+
+
 def message(text: str) -> str:
     """A warning or error the configuration produced (``localrc, line 2: n-net (retired): ...``),
     in the current language: the location, the status and the note are translated, the rest kept."""
     if language() == "en":
         return text
+    for pattern, msgid in _FORMS:
+        found = pattern.match(text)
+        if found:
+            return _(msgid).format(**found.groupdict())
     where = ""
     match = _WHERE.match(text)
     if match:

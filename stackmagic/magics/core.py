@@ -196,7 +196,7 @@ class StackMagics(Magics):
             for text in _screen.follow(engine, args.service, args.follow, args.grep):
                 print(text, flush=True)
         except KeyboardInterrupt:
-            print("(stopped following)")
+            print(i18n._("(stopped following)"))
         return None
 
     @magic_arguments()

@@ -249,7 +249,7 @@ def stack(cfg, *, live: bool, dry_run: bool = False, verbose: bool = False,
     except (Interrupted, KeyboardInterrupt) as err:
         renderer.finish("interrupted")
         text = str(err) if isinstance(err, Interrupted) else "interrupted"
-        raise MagicError(_(text.replace("Run stack again", "Run %stack again"))) from None
+        raise MagicError(message(text.replace("Run stack again", "Run %stack again"))) from None
     renderer.finish("done")
     return StackReport(summary, holder["mask"])
 
