@@ -175,10 +175,9 @@ def _entries(po: str) -> dict[str, str]:
     entries: dict[str, str] = {}
     fields: dict[str, list[str]] = {}
     key: str | None = None
-    fuzzy = False
+    fuzzy = next_fuzzy = False   # the pending entry's flag; the flag comments set for the next one
 
     def flush() -> None:
-        nonlocal fields, fuzzy
         if "msgid" in fields:
             msgid = "".join(fields["msgid"])
             if "msgid_plural" in fields:
@@ -189,7 +188,7 @@ def _entries(po: str) -> dict[str, str]:
                 msgstr = "".join(fields.get("msgstr", []))
             if (msgstr.strip("\0") and not fuzzy) or msgid == "":
                 entries[msgid] = msgstr
-        fields, fuzzy = {}, False
+        fields.clear()
 
     for number, raw in enumerate(po.splitlines(), 1):
         line = raw.strip()
@@ -197,9 +196,7 @@ def _entries(po: str) -> dict[str, str]:
             continue
         if line.startswith("#"):
             if line.startswith("#,") and "fuzzy" in line:
-                if "msgid" in fields:
-                    flush()
-                fuzzy = True
+                next_fuzzy = True
             continue
         if line.startswith('"'):
             if key is None:
@@ -207,10 +204,10 @@ def _entries(po: str) -> dict[str, str]:
             fields[key].append(ast.literal_eval(line))
             continue
         word, _sep, rest = line.partition(" ")
-        if word == "msgid" and "msgid" in fields:
-            keep_fuzzy = fuzzy
+        if word in ("msgid", "msgctxt") and ("msgid" in fields or "msgctxt" in fields):
             flush()
-            fuzzy = keep_fuzzy
+        if word in ("msgid", "msgctxt") and not fields:
+            fuzzy, next_fuzzy = next_fuzzy, False
         key = word
         fields[key] = [ast.literal_eval(rest.strip())]
     flush()

@@ -265,3 +265,42 @@ def test_the_japanese_catalog_explains_every_service_name_and_old_name():
     finally:
         i18n.set_language(None)
     assert names.explain("g-reg").startswith("g-reg: the Glance registry was removed")
+
+
+def test_the_catalog_ships_with_the_package_and_compiles_to_a_gnu_mo(tmp_path):
+    """Every install reads the .po as shipped (package-data), compiled in memory by i18n.msgfmt
+    into what gettext itself loads; python -m stackmagic.i18n writes the same bytes as .mo files."""
+    import fnmatch
+    import gettext
+    import io
+    import tomllib
+    from pathlib import Path
+
+    from stackmagic import i18n
+
+    root = Path(i18n.__file__).parent
+    patterns = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["stackmagic"]
+    po = root / "locale" / "ja" / "LC_MESSAGES" / "stackmagic.po"
+    assert any(fnmatch.fnmatch(str(po.relative_to(root)), p) for p in patterns)
+    catalog = gettext.GNUTranslations(io.BytesIO(i18n.msgfmt(po.read_text(encoding="utf-8"))))
+    assert catalog.gettext("healthy") == "健全" and catalog.gettext("no such message") == "no such message"
+    assert catalog.info()["language"] == "ja"
+    # fuzzy and untranslated entries are left out, multi-line strings joined, as msgfmt does
+    sample = ('msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+              '#, fuzzy\nmsgid "a"\nmsgstr "A"\n\nmsgid "b"\nmsgstr ""\n\n'
+              'msgid "c"\n"d"\nmsgstr "C"\n"D"\n')
+    small = gettext.GNUTranslations(io.BytesIO(i18n.msgfmt(sample)))
+    assert (small.gettext("a"), small.gettext("b"), small.gettext("cd")) == ("a", "b", "CD")
+
+
+def test_long_enabled_services_are_wrapped_in_the_settings_table(shell):
+    result, out, shown, _ = run(shell, "%%localrc\ndisable_service horizon\n")   # devstack's long default list, changed
+    assert result.success, out
+    text = repr(result.result)
+    table = text[text.index("settings that differ from the defaults"):].splitlines()
+    first = next(i for i, line in enumerate(table) if line.startswith("ENABLED_SERVICES"))
+    assert table[first].rstrip().endswith(",") and table[first + 1].startswith(" ")
+    values = [line.split()[-1] for line in table[first:first + 4] if line.split()]
+    assert all(len(v) <= 64 for v in values)
+    joined = "".join(line.split()[-1] for line in table[first:] if line.startswith(("ENABLED", " ")))
+    assert joined == result.result.data["settings"]["ENABLED_SERVICES"]
