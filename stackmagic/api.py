@@ -57,10 +57,18 @@ _SETTING_SUFFIXES = ("_PASSWORD", "_PORT", "_REPO", "_BRANCH", "_CONF", "_CONFIG
 _SHELL = frozenset({"SHLVL", "PWD", "OLDPWD", "_"})
 
 
+#: Variables that would change how bash itself reads the localrc (the evaluation runs with
+#: LC_ALL=C.UTF-8 and no startup files): never passed on.
+_BASH = frozenset({"SHELLOPTS", "BASHOPTS", "BASH_ENV", "ENV", "POSIXLY_CORRECT", "IFS", "CDPATH",
+                   "GLOBIGNORE", "PROMPT_COMMAND", "LANG", "LANGUAGE"})
+
+
 def environment(environ=None) -> dict[str, str]:
-    """The caller's environment, which the localrc sees as devstack's does (``DEST=/x ./stack.sh``)."""
+    """The caller's environment, which the localrc sees as devstack's does (``DEST=/x ./stack.sh``),
+    without what would change how bash reads it (``SHELLOPTS``, ``LC_*`` ...)."""
     environ = os.environ if environ is None else environ
-    return {name: value for name, value in environ.items() if name.isidentifier()}
+    return {name: value for name, value in environ.items()
+            if name.isidentifier() and name not in _BASH and not name.startswith("LC_")}
 
 
 def _reported(cfg, environ: dict[str, str], text: str):
