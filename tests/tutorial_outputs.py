@@ -255,6 +255,7 @@ def stop(env: dict[str, str], work: Path) -> None:
         subprocess.run([sys.executable, "-m", "stackmagic.cli.__main__", "unstack", "--all", "-c", str(conf)],
                        cwd=work, capture_output=True, env={**os.environ, **env})
     subprocess.run(["tmux", "-L", env["TMUX_SOCKET"], "kill-server"], capture_output=True)
+    Path(f"/tmp/tmux-{os.getuid()}/{env['TMUX_SOCKET']}").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
