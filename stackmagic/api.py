@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +47,62 @@ def find_config(config: str | os.PathLike | None = None, sample: str | None = No
     return None
 
 
+#: Settings stackmagic reads that a caller's environment may set (besides every name with a
+#: suffix of :data:`_SETTING_SUFFIXES` and the names the localrc itself mentions).
+_KNOWN = frozenset(
+    "DEST DATA_DIR LOGDIR FILES ENABLED_SERVICES DISABLED_SERVICES TARGET_BRANCH GIT_BASE GIT_DEPTH "
+    "GIT_TIMEOUT RECLONE OFFLINE ERROR_ON_CLONE MIRROR_FROM_PYPI RELEASE_SERIES UPPER_CONSTRAINTS_FILE "
+    "USE_CONSTRAINTS PIP_UPGRADE DATABASE_TYPE DATABASE_HOST DATABASE_USER HOST_IP SERVICE_HOST "
+    "SERVICE_LISTEN_ADDRESS API_WORKERS IMAGE_URLS CLOUDS_YAML SCREEN_NAME TMUX_SOCKET STACK_PARALLEL "
+    "REGION_NAME STACK_USER MEMCACHED_ENABLED VENV_DIR ENABLE_DEBUG_LOG_LEVEL".split())
+_SETTING_SUFFIXES = ("_PASSWORD", "_PORT", "_REPO", "_BRANCH", "_CONF", "_CONFIG")
+#: Shell bookkeeping that bash itself changes.
+_SHELL = frozenset({"SHLVL", "PWD", "OLDPWD", "_"})
+
+
+#: Variables that would change how bash itself reads the localrc (the evaluation runs with
+#: LC_ALL=C.UTF-8 and no startup files): never passed on.
+_BASH = frozenset({"SHELLOPTS", "BASHOPTS", "BASH_ENV", "ENV", "POSIXLY_CORRECT", "IFS", "CDPATH",
+                   "GLOBIGNORE", "PROMPT_COMMAND", "LANG", "LANGUAGE"})
+
+
+def environment(environ=None) -> dict[str, str]:
+    """The caller's environment, which the localrc sees as devstack's does (``DEST=/x ./stack.sh``),
+    without what would change how bash reads it (``SHELLOPTS``, ``LC_*`` ...)."""
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in environ.items()
+            if name.isidentifier() and name not in _BASH and not name.startswith("LC_")}
+
+
+def _reported(cfg, environ: dict[str, str], text: str):
+    """``cfg`` whose "settings that differ from the defaults" keep, of the caller's environment,
+    only what stackmagic reads or the localrc mentions (not ``LS_COLORS`` or ``JPY_SESSION_NAME``):
+    the values all stay, the report stays short."""
+    import dataclasses
+
+    from stackmagic.config.settings import Settings
+
+    settings = cfg.settings
+    mentioned = set(re.findall(r"\$\{?([A-Za-z_]\w*)", text))
+    user = {name for name in settings.user_names if name not in _SHELL and (
+            name not in environ or settings[name] != environ[name] or name in _KNOWN
+            or name in mentioned or name.endswith(_SETTING_SUFFIXES))}
+    return dataclasses.replace(cfg, settings=Settings(dict(settings), user))
+
+
 def load(config: str | os.PathLike | None = None, *, sample: str | None = None, text: str | None = None,
-         remembered: bool = True):
-    """Evaluate a localrc / local.conf into a :class:`~stackmagic.config.Config`."""
+         remembered: bool = True, environ=None):
+    """Evaluate a localrc / local.conf into a :class:`~stackmagic.config.Config`; the caller's
+    environment (``environ``, default ``os.environ``) is visible to it, as in devstack."""
     from stackmagic.config import load_config
 
+    env = environment(environ)
     if text is not None:
-        return load_config(text=text)
+        return _reported(load_config(text=text, environ=env), env, text)
     path = find_config(config, sample, remembered)
     if path is None:
-        return load_config(text="")
-    return load_config(path)
+        return load_config(text="", environ=env)
+    return _reported(load_config(path, environ=env), env, Path(path).read_text(errors="replace"))
 
 
 def remember(cfg) -> None:
@@ -142,4 +188,4 @@ def _mask_merge(key: str, value):
     return value
 
 
-__all__ = ["StackError", "config_report", "describe_services", "engine", "find_config", "load", "plan_report", "remember"]
+__all__ = ["StackError", "config_report", "describe_services", "engine", "environment", "find_config", "load", "plan_report", "remember"]

@@ -1,8 +1,10 @@
-"""The tutorials in a real browser (issue 6): JupyterLab on 127.0.0.1, headless Debian Chromium
-driven by Playwright opens 02 and runs all its cells (it writes the local.conf), then opens 03 and
-runs all its cells (a real cold ``%stack`` on free ports, its own tmux socket, DEST in tmp). The
-summary table of ``%stack`` must appear with every service healthy and no cell may show an error.
-The page is saved as ``test-artifacts/tutorial-03.png``. Nothing started is left running.
+"""The tutorials in a real browser (issues 6 and 14): JupyterLab on 127.0.0.1, headless Debian
+Chromium driven by Playwright opens 00, 01 and 02 and runs all their cells (02 writes the
+local.conf beside the notebooks), then 03 (a real cold ``%stack``; the server's environment, and so
+the kernel's, moves DEST, the ports and the tmux socket into a sandbox, as a reader's
+``DEST=/x jupyter lab`` would). The summary of ``%stack`` must appear in Japanese, with every service
+健全 (healthy), and no cell may show an error. The page is saved as
+``test-artifacts/tutorial-03.png``. Nothing started is left running.
 
 Slow (a cold stack: 75-100 s here with warm pip and uv caches; 03 may take 5 minutes), run by CI.
 """
@@ -13,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ import pytest
 from tests.browser import page as lab_page
 from tests.browser.lab import JupyterLab, copy_cleared
 from tests.browser.procs import alive, descendants, tmux_tree
-from tests.test_tutorials import TUTORIALS, listening, tutorial_env
+from tests.test_tutorials import TUTORIALS, listening
+from tests.tutorial_outputs import new_root, run_environment
 
 pytestmark = pytest.mark.slow
 
@@ -41,17 +43,19 @@ def run_notebook(page, lab: JupyterLab, notebook: str, timeout: float) -> None:
 
 
 def assert_summary_table(page) -> None:
-    """``%stack``'s result in 03 (the cell's value, below its live progress) shows a row per
-    service in the table with a health column, each "healthy", and how many steps ran."""
+    """``%stack``'s result in 03 (the cell's value, below its live progress) shows, in Japanese, a
+    row per service in the table with a 状態 (health) column, each 健全 (healthy), and how many
+    steps ran."""
     cell = lab_page.code_cell(page, "summary = %stack")
     output = cell.locator(".jp-OutputArea-executeResult .jp-OutputArea-output")
-    table = output.locator("table").filter(has=page.get_by_role("columnheader", name="health", exact=True))
+    table = output.locator("table").filter(has=page.get_by_role("columnheader", name="状態", exact=True))
     for service in SERVICES:
         row = table.locator("tr").filter(
             has=page.locator("td", has_text=re.compile(rf"^{re.escape(service)}$")))
         assert row.count() == 1, f"no row for {service} in the summary of %stack"
-        assert "healthy" in row.inner_text() and "unhealthy" not in row.inner_text(), row.inner_text()
-    assert "steps ran" in output.inner_text()
+        assert "健全" in row.inner_text() and "異常" not in row.inner_text(), row.inner_text()
+    text = output.inner_text()
+    assert "実行した手順" in text and "stack の所要時間" in text and "steps ran" not in text
 
 
 def save_screenshot(page) -> None:
@@ -66,15 +70,15 @@ def save_screenshot(page) -> None:
 def unstack(env: dict[str, str]) -> str | None:
     """``stackmagic unstack --all -c <the local.conf 02 wrote>`` (if it wrote one), then the end of
     the tmux server; return what went wrong with the unstack, if anything."""
-    conf = Path(env["TUTORIAL_WORK"]) / "local.conf"
+    conf = Path(env["DEST"]).parent / "notebooks" / "local.conf"
     failure = None
     if conf.exists():
         done = subprocess.run([sys.executable, "-m", "stackmagic.cli.__main__", "unstack", "--all",
                                "-c", str(conf)], cwd=conf.parent, capture_output=True, text=True,
                               env={**os.environ, **env})
         failure = None if done.returncode == 0 else done.stdout + done.stderr
-    subprocess.run(["tmux", "-L", env["TUTORIAL_TMUX_SOCKET"], "kill-server"], capture_output=True)
-    Path(f"/tmp/tmux-{os.getuid()}/{env['TUTORIAL_TMUX_SOCKET']}").unlink(missing_ok=True)
+    subprocess.run(["tmux", "-L", env["TMUX_SOCKET"], "kill-server"], capture_output=True)
+    Path(f"/tmp/tmux-{os.getuid()}/{env['TMUX_SOCKET']}").unlink(missing_ok=True)
     return failure
 
 
@@ -82,11 +86,11 @@ def test_tutorial_03_runs_in_jupyterlab_and_shows_the_stack_summary(tmp_path):
     from playwright.sync_api import sync_playwright
 
     assert Path(lab_page.CHROMIUM).exists(), "install Debian's chromium: apt-get install chromium"
-    root = tmp_path / f"browser-{uuid.uuid4().hex[:8]}"
+    root = new_root(tmp_path)
     prefix = root / "prefix"
     subprocess.run([sys.executable, "-m", "stackmagic.cli.__main__", "kernel", "install",
                     "--prefix", str(prefix)], check=True, capture_output=True)
-    env = {**tutorial_env(root), "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+    env = {**run_environment(root), "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
     ports = [int(v) for k, v in env.items() if k.endswith("_PORT")]
     started: set[int] = set()
     lab = JupyterLab(copy_cleared(TUTORIALS, root / "notebooks"), root / "jupyter", env)
@@ -98,15 +102,16 @@ def test_tutorial_03_runs_in_jupyterlab_and_shows_the_stack_summary(tmp_path):
             started |= descendants(os.getpid()) - {lab.proc.pid}
             page = browser.pages[0] if browser.pages else browser.new_page()
             try:
-                run_notebook(page, lab, "02-localrc.ipynb", timeout=120)
-                assert (Path(env["TUTORIAL_WORK"]) / "local.conf").exists()
+                for notebook in ("00-introduction.ipynb", "01-preparation.ipynb", "02-localrc.ipynb"):
+                    run_notebook(page, lab, notebook, timeout=120)
+                assert (root / "notebooks" / "local.conf").exists()
                 run_notebook(page, lab, "03-stack.ipynb", timeout=300)
                 assert_summary_table(page)
-                kernels, stack = descendants(lab.proc.pid), tmux_tree(env["TUTORIAL_TMUX_SOCKET"])
+                kernels, stack = descendants(lab.proc.pid), tmux_tree(env["TMUX_SOCKET"])
                 assert kernels and stack, "the kernels or the stack on the tutorial's tmux socket are missing"
             finally:
                 save_screenshot(page)
-                started |= descendants(lab.proc.pid) | tmux_tree(env["TUTORIAL_TMUX_SOCKET"])
+                started |= descendants(lab.proc.pid) | tmux_tree(env["TMUX_SOCKET"])
                 browser.close()
     finally:
         failure = unstack(env)

@@ -28,6 +28,7 @@ def shell(tmp_path, monkeypatch):
     sh.run_line_magic("config", "StackMagics.progress = 'auto'")
     yield sh
     sh.run_line_magic("config", "StackMagics.progress = 'auto'")
+    sh.run_line_magic("config", "StackMagics.language = ''")
 
 
 def run(sh: InteractiveShell, cell: str):
@@ -165,3 +166,141 @@ def test_failed_step_shows_its_log_tail_and_a_dry_run_shows_the_plan(shell, stac
 def test_no_configuration_says_what_to_do(shell):
     with pytest.raises(MagicError, match="write a %%localrc cell first"):
         shell.run_line_magic("services", "")
+
+
+def test_the_magics_speak_japanese_or_english_as_chosen(shell, monkeypatch):
+    """%config StackMagics.language (or the locale) switches tables, statuses, warnings, the
+    notes on old names and errors between the catalog's Japanese and English."""
+    for name in ("STACKMAGIC_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    cell = "%%localrc\ndisable_all_services\nenable_service key n-net\n"
+
+    def shown(magic_cell: str) -> str:
+        result, out, texts, _ = run(shell, magic_cell)
+        return out + "\n".join(texts)
+
+    english = shown(cell)
+    assert "enabled services" in english and "runs here" in english and "Identity API (Keystone)" in english
+    assert "retired upstream" in english and "n-net (retired): nova-network was deprecated" in english
+    assert "有効なサービス" not in english
+    assert "line 2 of the cell: unknown service 'kye'" in shown("%%localrc\n\nenable_service kye\n")
+
+    shell.run_line_magic("config", "StackMagics.language = 'ja'")
+    japanese = shown(cell)
+    assert "有効なサービス" in japanese and "ここで動くか" in japanese and "本家で廃止" in japanese
+    assert "Keystone（認証サービス）の API" in japanese
+    assert "注意: localrc の 2 行目: n-net（廃止）: nova-network は Newton で非推奨になり" in japanese  # cwd-relative
+    assert "enabled services" not in japanese and "was deprecated" not in japanese
+    error = shown("%%localrc\n\nenable_service kye\n")
+    assert "セルの 2 行目: 'kye' というサービスはありません。もしかして: key" in error
+    run(shell, "%%localrc\ndisable_all_services\nenable_service key\n")
+    assert "サービスがありません" in repr(shell.run_line_magic("services", ""))   # nothing started
+    table = repr(shell.run_line_magic("services", "--all"))
+    assert table.splitlines()[0].split()[:3] == ["プロジェクト", "サービス", "ウィンドウ"] and "無効" in table
+    dry = shell.run_line_magic("stack", "--dry-run")
+    assert "実行する" in repr(dry) and "状態" in dry._repr_html_()
+    assert dry.rows[0][0] == "would run"             # the data stays the engine's own words
+
+    # back to the environment's language: English here, Japanese under a Japanese locale
+    shell.run_line_magic("config", "StackMagics.language = ''")
+    assert "enabled services" in shown(cell)
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    assert "有効なサービス" in shown(cell)
+    monkeypatch.setenv("STACKMAGIC_LANG", "en")
+    assert "enabled services" in shown(cell)
+
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="no messages for language 'xx'; choose one of: en, ja"):
+        shell.magics_manager.registry["StackMagics"].language = "xx"
+    assert "enabled services" in shown(cell)
+
+
+def test_the_callers_environment_reaches_the_localrc_masked(shell, tmp_path, monkeypatch):
+    """As devstack's ``DEST=/x ./stack.sh``: the kernel's environment is seen by the localrc and
+    shown among the settings that differ, passwords masked; the session's own variables are not."""
+    dest = tmp_path / "from-env"
+    monkeypatch.setenv("DEST", str(dest))
+    monkeypatch.setenv("KEYSTONE_SERVICE_PORT", "5999")
+    monkeypatch.setenv("ADMIN_PASSWORD", SECRET)
+    monkeypatch.setenv("LS_COLORS", "di=01;34")
+    result, out, shown, _ = run(shell, "%%localrc\ndisable_all_services\nenable_service key\n"
+                                       "MY_NOTE=\"port $KEYSTONE_SERVICE_PORT\"\n")
+    assert result.success, out
+    settings = result.result.data["settings"]
+    assert settings["DEST"] == str(dest) and settings["KEYSTONE_SERVICE_PORT"] == "5999"
+    assert settings["MY_NOTE"] == "port 5999" and settings["ADMIN_PASSWORD"] == "********"
+    assert "LS_COLORS" not in settings and "PATH" not in settings
+    cfg = shell.run_line_magic("stack", "--dry-run")  # the engine sees the same: DATA_DIR follows DEST
+    assert cfg.rows
+    from stackmagic import api
+
+    assert api.load("localrc").settings.data_dir == dest / "data"
+    assert all(SECRET not in text for text in shown + [out])
+
+    # the CLI passes its environment the same way
+    import json
+    import subprocess
+    import sys
+
+    plan = subprocess.run([sys.executable, "-m", "stackmagic.cli.__main__", "plan", "-c", "localrc", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, check=True,
+                          env={**os.environ, "DEST": str(dest), "ADMIN_PASSWORD": SECRET})
+    assert json.loads(plan.stdout)["settings"]["DEST"] == str(dest) and SECRET not in plan.stdout
+
+
+def test_the_japanese_catalog_explains_every_service_name_and_old_name():
+    """One catalog: every description and every note on a retired name in the service name table
+    has its Japanese message (a name added to the table without one fails here)."""
+    from stackmagic import i18n
+    from stackmagic.catalog import names
+
+    try:
+        i18n.set_language("ja")
+        missing = [e.name for e in names._TABLE if i18n._(e.description) == e.description]
+        missing += [e.name + " (note)" for e in names._TABLE
+                    if e.status == names.RETIRED and i18n._(e.note) == e.note]
+        assert not missing, missing
+        assert names.explain("g-reg").startswith("g-reg: Glance のレジストリは Ussuri")
+    finally:
+        i18n.set_language(None)
+    assert names.explain("g-reg").startswith("g-reg: the Glance registry was removed")
+
+
+def test_the_catalog_ships_with_the_package_and_compiles_to_a_gnu_mo(tmp_path):
+    """Every install reads the .po as shipped (package-data), compiled in memory by i18n.msgfmt
+    into what gettext itself loads; python -m stackmagic.i18n writes the same bytes as .mo files."""
+    import fnmatch
+    import gettext
+    import io
+    import tomllib
+    from pathlib import Path
+
+    from stackmagic import i18n
+
+    root = Path(i18n.__file__).parent
+    patterns = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["stackmagic"]
+    po = root / "locale" / "ja" / "LC_MESSAGES" / "stackmagic.po"
+    assert any(fnmatch.fnmatch(str(po.relative_to(root)), p) for p in patterns)
+    catalog = gettext.GNUTranslations(io.BytesIO(i18n.msgfmt(po.read_text(encoding="utf-8"))))
+    assert catalog.gettext("healthy") == "健全" and catalog.gettext("no such message") == "no such message"
+    assert catalog.info()["language"] == "ja"
+    # fuzzy and untranslated entries are left out, multi-line strings joined, as msgfmt does
+    sample = ('msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+              '#, fuzzy\nmsgid "a"\nmsgstr "A"\n\nmsgid "b"\nmsgstr ""\n\n'
+              'msgid "c"\n"d"\nmsgstr "C"\n"D"\n')
+    small = gettext.GNUTranslations(io.BytesIO(i18n.msgfmt(sample)))
+    assert (small.gettext("a"), small.gettext("b"), small.gettext("cd")) == ("a", "b", "CD")
+
+
+def test_long_enabled_services_are_wrapped_in_the_settings_table(shell):
+    result, out, shown, _ = run(shell, "%%localrc\ndisable_service horizon\n")   # devstack's long default list, changed
+    assert result.success, out
+    text = repr(result.result)
+    table = text[text.index("settings that differ from the defaults"):].splitlines()
+    first = next(i for i, line in enumerate(table) if line.startswith("ENABLED_SERVICES"))
+    assert table[first].rstrip().endswith(",") and table[first + 1].startswith(" ")
+    values = [line.split()[-1] for line in table[first:first + 4] if line.split()]
+    assert all(len(v) <= 64 for v in values)
+    joined = "".join(line.split()[-1] for line in table[first:] if line.startswith(("ENABLED", " ")))
+    assert joined == result.result.data["settings"]["ENABLED_SERVICES"]

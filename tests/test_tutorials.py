@@ -1,8 +1,10 @@
-"""The Japanese tutorials (notebooks/ja/): every topic of issue 6 is mapped to a cell that exists
-and says it, and the whole series runs in order under nbval against a real stack on free ports,
-with its own tmux socket and directories, leaving nothing running.
+"""The Japanese tutorials (notebooks/ja/): every topic of issues 6 and 14 is mapped to a cell that
+exists and says it; the committed outputs are what a reader with the defaults sees (no run's
+temporary paths, tmux socket or test variables); and the whole series runs in order under nbval
+against a real stack in a sandbox (the kernel's environment moves DEST, the ports and the tmux
+socket; tests/tutorial_outputs.py), leaving nothing running.
 
-Slow (a real cold stack plus a RECLONE run: about 3 minutes), run by CI.
+The series run is slow (a real cold stack, a restart and a RECLONE run: about 4 minutes), run by CI.
 """
 
 from __future__ import annotations
@@ -10,25 +12,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-
-pytestmark = pytest.mark.slow
+from tests.tutorial_outputs import leaks, new_root, outputs_of, run_environment, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "notebooks" / "ja"
 SANITIZE = ROOT / "notebooks" / "sanitize.cfg"
 
-#: Every topic issue 6 lists, with a word the README's row for it must contain.
+#: Every topic issues 6 and 14 list, with a word the README's row for it must contain.
 TOPICS = {
-    "machine": "マシンの確認", "size": "大きさが要る", "code": "コードの入手",
+    "machine": "マシンの確認", "size": "スペックが要る", "code": "コードの入手",
     "localrc": "localrc を書く", "enable_disable": "enable_service / disable_service",
     "shell": "シェルスクリプト", "history": "quantum", "old names": "古いサービス名",
     "stack": "`%stack` の実行", "phases": "各段階", "database": "データベースとそのパスワード",
@@ -40,7 +40,9 @@ TOPICS = {
     "SCREEN_HARDSTATUS": "SCREEN_HARDSTATUS に当たる tmux",
     "mod_wsgi": "ENABLE_HTTPD_MOD_WSGI_SERVICES", "smallfiles": "smallfiles",
     "proxy": "プロキシ", "insteadOf": "insteadOf", "unstack": "unstack", "clean": "clean",
-    "dated": "古くなった点",
+    "dated": "古くなった点", "install finished": "インストールが終わった", "stack user": "stack ユーザー",
+    "reboot": "再起動", "samples": "雛形", "environment": "環境変数", "raw output": "コマンドの出力",
+    "setup": "準備",
 }
 
 
@@ -49,7 +51,7 @@ def topic_rows() -> list[tuple[str, str, str, str]]:
     rows = []
     for line in (TUTORIALS / "README.md").read_text().splitlines():
         cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-        if len(cells) == 4 and re.fullmatch(r"\d\d-\d\d", cells[2]):
+        if len(cells) == 4 and re.fullmatch(r"\d\d-\d\d[a-z]?", cells[2]):
             rows.append(tuple(cells))
     return rows
 
@@ -85,54 +87,62 @@ def test_notebooks_are_executed_on_the_stackmagic_kernel_without_secrets():
         assert "password: " not in text.lower() and "X-Auth-Token" not in text, path.name
 
 
+def test_committed_outputs_are_what_a_reader_sees():
+    """No output shows a test run's temporary directory, tmux socket, TUTORIAL_ variable, the
+    repository's path or a DEBUG log line; the tables show the default ports and paths."""
+    shown = {}
+    for path in sorted(TUTORIALS.glob("*.ipynb")):
+        text = outputs_of(json.loads(path.read_text()))
+        found = leaks(text)
+        assert not found, (path.name, sorted(set(found))[:5])
+        shown[path.stem[:2]] = text
+    assert "http://127.0.0.1:5000" in shown["03"] and "127.0.0.1:11211" in shown["03"]
+    assert "/opt/stack" in shown["03"] and "tmux attach -t stack" in shown["04"]
+    assert "健全" in shown["03"] and "有効なサービス" in shown["02"]     # the magics speak Japanese
+
+
+def test_setup_comes_before_any_code_and_no_cell_reads_test_variables():
+    nb = json.loads((TUTORIALS / "00-introduction.ipynb").read_text())
+    first_code = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
+    before = "".join("".join(c["source"]) for c in nb["cells"][:first_code])
+    assert "stackmagic kernel install" in before and "mybinder.org" in before and "setup-host" in before
+    for path in sorted(TUTORIALS.glob("*.ipynb")):
+        source = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        assert "TUTORIAL_" not in source and "tutorial.env" not in source, path.name
+        assert 'StackMagics.language = "ja"' in source, path.name
+
+
 def listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def tutorial_env(root: Path) -> dict[str, str]:
-    return {
-        "TUTORIAL_WORK": str(root / "work"), "TUTORIAL_DEST": str(root / "stack"),
-        "TUTORIAL_TMUX_SOCKET": f"tutorial-{uuid.uuid4().hex[:8]}",
-        "TUTORIAL_KEYSTONE_PORT": str(free_port()), "TUTORIAL_GLANCE_PORT": str(free_port()),
-        "TUTORIAL_PLACEMENT_PORT": str(free_port()), "TUTORIAL_MEMCACHED_PORT": str(free_port()),
-        "TUTORIAL_CLOUDS_YAML": str(root / "clouds.yaml"),
-        "XDG_STATE_HOME": str(root / "xdg"),
-    }
-
-
-def unstack(env: dict[str, str]) -> None:
-    """Stop whatever the run left (the work dir's local.conf names the stack) and its tmux server."""
-    from stackmagic.config import load_config
-    from stackmagic.engine import Engine
-
-    conf = Path(env["TUTORIAL_WORK"]) / "local.conf"
-    if conf.exists():
-        Engine(load_config(conf)).unstack(all=True)
-    subprocess.run(["tmux", "-L", env["TUTORIAL_TMUX_SOCKET"], "kill-server"], capture_output=True)
-
-
+@pytest.mark.slow
 def test_the_series_runs_in_order_under_nbval(tmp_path):
-    root = tmp_path / f"tutorial-{uuid.uuid4().hex[:8]}"
+    root = new_root(tmp_path)
+    env = run_environment(root)
+    work = root / "notebooks"
+    work.mkdir(parents=True)
+    for path in TUTORIALS.glob("*.ipynb"):
+        shutil.copy(path, work / path.name)
     prefix = root / "prefix"
     subprocess.run([sys.executable, "-m", "stackmagic.cli.__main__", "kernel", "install",
                     "--prefix", str(prefix)], check=True, capture_output=True)
-    env = tutorial_env(root)
-    ports = [int(env[k]) for k in env if k.endswith("_PORT")]
+    ports = [int(v) for k, v in env.items() if k.endswith("_PORT")]
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval",
              "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "400",
-             "--rootdir", str(root), str(TUTORIALS)],
-            capture_output=True, text=True, cwd=root, timeout=540,
+             "--rootdir", str(root), str(work)],
+            capture_output=True, text=True, cwd=root, timeout=720,
             env={**os.environ, **env, "JUPYTER_PATH": str(prefix / "share" / "jupyter")})
         assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
         assert " passed" in proc.stdout and "failed" not in proc.stdout
         # 08 unstacked: nothing listens and the tmux server has no session "stack"
         assert not [p for p in ports if listening(p)]
-        has = subprocess.run(["tmux", "-L", env["TUTORIAL_TMUX_SOCKET"], "has-session", "-t", "stack"],
+        has = subprocess.run(["tmux", "-L", env["TMUX_SOCKET"], "has-session", "-t", "stack"],
                              capture_output=True)
         assert has.returncode != 0
     finally:
-        unstack(env)
+        stop(env, work)
     assert not [p for p in ports if listening(p)]

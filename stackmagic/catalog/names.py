@@ -17,6 +17,8 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from stackmagic.i18n import N_, _
+
 CURRENT = "current"
 PLUGIN = "plugin"
 RETIRED = "retired"
@@ -54,22 +56,22 @@ _NEUTRON_OVN = ("enable_service q-svc q-ovn-agent ovn-controller ovn-northd ovs-
 
 
 def _cur(name: str, project: str, description: str, japanese: str) -> ServiceName:
-    return ServiceName(name, project, description, CURRENT, "", japanese)
+    return ServiceName(name, project, N_(description), CURRENT, "", japanese)
 
 
 def _grp(name: str, project: str, description: str, japanese: str,
          plugin: str = "") -> ServiceName:
-    return ServiceName(name, project, description, GROUP, PLUGIN_LINES.get(plugin, ""), japanese)
+    return ServiceName(name, project, N_(description), GROUP, PLUGIN_LINES.get(plugin, ""), japanese)
 
 
 def _plg(name: str, project: str, description: str, japanese: str,
          plugin: str = "") -> ServiceName:
-    return ServiceName(name, project, description, PLUGIN, PLUGIN_LINES[plugin or project],
+    return ServiceName(name, project, N_(description), PLUGIN, PLUGIN_LINES[plugin or project],
                        japanese)
 
 
 def _old(name: str, project: str, description: str, note: str, japanese: str) -> ServiceName:
-    return ServiceName(name, project, description, RETIRED, note, japanese)
+    return ServiceName(name, project, N_(description), RETIRED, N_(note), japanese)
 
 
 _TABLE: tuple[ServiceName, ...] = (
@@ -440,7 +442,7 @@ def lookup(name: str) -> ServiceName | None:
         return entry
     for pattern, project, description, japanese in _PATTERNS:
         if pattern.fullmatch(name):
-            return ServiceName(name, project, description, CURRENT, "", japanese)
+            return ServiceName(name, project, N_(description), CURRENT, "", japanese)
     return None
 
 
@@ -459,17 +461,18 @@ def explain(name: str) -> str:
     if entry is None:
         guesses = closest(name)
         if guesses:
-            return f"unknown service {name!r}; did you mean: {', '.join(guesses)}?"
-        return f"unknown service {name!r}; devstack has no service of that name"
+            return _("unknown service '{service}'").format(service=name) + _(
+                "; did you mean: {names}?").format(names=", ".join(guesses))
+        return _("unknown service '{service}'; devstack has no service of that name").format(service=name)
     if entry.status == RETIRED:
-        return f"{name}: {entry.note}"
-    line = f"{name}: {entry.description} ({entry.project})"
+        return f"{name}: {_(entry.note)}"
+    line = f"{name}: {_(entry.description)} ({entry.project})"
     if entry.note:
-        line += f"; needs {entry.note}"
+        line += _("; needs {what}").format(what=entry.note)
     if name not in _BY_NAME:
         guesses = closest(name)
         if guesses:
-            line += f"; did you mean: {', '.join(guesses)}?"
+            line += _("; did you mean: {names}?").format(names=", ".join(guesses))
     return line
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Enum, Int, Unicode
+from traitlets import Enum, Int, TraitError, Unicode, observe, validate
 
+from stackmagic import i18n
 from stackmagic.errors import StackError
 from stackmagic.magics import localrc as _localrc
 from stackmagic.magics import screen as _screen
@@ -49,6 +50,21 @@ class StackMagics(Magics):
                     help="%stack progress: one display updated in place (live), a line per step "
                          "(lines), or live in a kernel and lines elsewhere (auto)").tag(config=True)
     tail_lines = Int(20, help="default -n of %screen_tail").tag(config=True)
+    language = Unicode("", help="language of tables and messages: 'ja', 'en', or '' for the "
+                                "environment's (STACKMAGIC_LANG, LANGUAGE, LC_ALL, LC_MESSAGES, "
+                                "LANG)").tag(config=True)
+
+    @validate("language")
+    def _check_language(self, proposal):
+        try:
+            i18n.set_language(proposal["value"])
+        except ValueError as err:
+            raise TraitError(str(err)) from None
+        return proposal["value"]
+
+    @observe("language")
+    def _apply_language(self, change):
+        i18n.set_language(change["new"])
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
@@ -75,8 +91,8 @@ class StackMagics(Magics):
             return api.load(args.config, sample=args.sample)
         path = self.config_file()
         if path is None:
-            raise MagicError("no configuration: write a %%localrc cell first "
-                             "(or pass --config FILE / --sample NAME)")
+            raise MagicError(i18n._("no configuration: write a %%localrc cell first "
+                                    "(or pass --config FILE / --sample NAME)"))
         return api.load(path)
 
     def _engine(self, args):
@@ -85,7 +101,8 @@ class StackMagics(Magics):
         from stackmagic import api
 
         path = None if (args.sample or args.config) else self.config_file()
-        key = (str(path), path.stat().st_mtime_ns, path.stat().st_size) if path else None
+        environ = tuple(sorted(api.environment().items()))
+        key = (str(path), path.stat().st_mtime_ns, path.stat().st_size, environ) if path else None
         if key is None or self._cache is None or self._cache[0] != key:
             cfg = self._load(args)
             self._cache = (key, cfg) if key else None
@@ -179,7 +196,7 @@ class StackMagics(Magics):
             for text in _screen.follow(engine, args.service, args.follow, args.grep):
                 print(text, flush=True)
         except KeyboardInterrupt:
-            print("(stopped following)")
+            print(i18n._("(stopped following)"))
         return None
 
     @magic_arguments()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 from stackmagic.config.settings import MASK, is_secret
@@ -58,14 +59,23 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value < 120 else f"{value // 60:.0f} min {value % 60:.0f} s"
 
 
+def width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: East Asian wide characters (Japanese) take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, columns: int) -> str:
+    return text + " " * (columns - width(text))
+
+
 def text_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "") -> str:
-    """A plain-text table with aligned columns."""
+    """A plain-text table with aligned columns (Japanese counted as two columns a character)."""
     cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    widths = [max([width(h)] + [width(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = [title] if title else []
-    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    lines.append("  ".join(_pad(h, w) for h, w in zip(headers, widths)).rstrip())
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines += ["  ".join(_pad(c, w) for c, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 from stackmagic.errors import StackError
+from stackmagic.i18n import _
 from stackmagic.magics.render import MagicError, html_table, pre, text_table
 
 
@@ -33,19 +34,20 @@ class Windows(list):
 
     def __repr__(self) -> str:
         if not self:
-            return "no tmux windows: nothing is running (run %stack)"
-        return text_table(("window", "pid"), [(w, p or "-") for w, p in self]) + f"\n(attach: {self.attach})"
+            return _("no tmux windows: nothing is running (run %stack)")
+        return (text_table((_("window"), _("pid")), [(w, p or "-") for w, p in self]) + "\n"
+                + _("(attach: {command})").format(command=self.attach))
 
     def _repr_html_(self) -> str:
         if not self:
-            return "<p>no tmux windows: nothing is running (run <code>%stack</code>)</p>"
-        return html_table(("window", "pid"), [(w, p or "-") for w, p in self]) + \
-            f"<p>attach: <code>{html.escape(self.attach)}</code></p>"
+            return "<p>" + html.escape(_("no tmux windows: nothing is running (run %stack)")) + "</p>"
+        return html_table((_("window"), _("pid")), [(w, p or "-") for w, p in self]) + \
+            "<p>" + html.escape(_("(attach: {command})").format(command=self.attach)) + "</p>"
 
 
 def _listing(engine) -> str:
     running = list(engine.tmux.running())
-    return f"running: {', '.join(running)}" if running else "nothing is running (run %stack)"
+    return _("running: {names}").format(names=", ".join(running)) if running else _("nothing is running (run %stack)")
 
 
 def tail(engine, service: str, n: int, grep: str | None) -> LogTail:
@@ -55,7 +57,8 @@ def tail(engine, service: str, n: int, grep: str | None) -> LogTail:
         lines = engine.logs(service, n, grep)
     except StackError as err:
         raise MagicError(f"{err}\n{_listing(engine)}") from None
-    note = "" if engine.tmux.is_running(service) else f"{service} is not running; {_listing(engine)}"
+    note = "" if engine.tmux.is_running(service) else _("{service} is not running; {listing}").format(
+        service=service, listing=_listing(engine))
     return LogTail(service, path, lines, note)
 
 

@@ -5,23 +5,37 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from stackmagic.i18n import N_, _
 from stackmagic.magics.render import badge, html_table, seconds, text_table
 
-COLUMNS = ("project", "service", "window", "pid", "endpoint", "health", "uptime", "memory")
+COLUMNS = (N_("project"), N_("service"), N_("window"), N_("pid"), N_("endpoint"), N_("health"),
+           N_("uptime"), N_("memory"))
 
 
-def _health(row: dict[str, Any]) -> str:
+def _state(row: dict[str, Any]) -> str:
     if not row["enabled"] and not row["running"] and row["detail"] == "disabled":
         return "disabled"
     if row["healthy"]:
         return "healthy"
-    if row["running"]:
-        return f"unhealthy: {row['detail']}"
-    return f"down ({row['detail']})"
+    return "unhealthy" if row["running"] else "down"
 
 
-def _colour(health: str) -> str:
-    return {"healthy": "green", "disabled": "grey"}.get(health, "red")
+def _health(row: dict[str, Any]) -> str:
+    state = _state(row)
+    if state == "unhealthy":
+        return _("unhealthy: {detail}").format(detail=_(row["detail"] or ""))
+    if state == "down":
+        return _("down ({detail})").format(detail=_(row["detail"] or ""))
+    return _(state)
+
+
+def _colour(row: dict[str, Any]) -> str:
+    return {"healthy": "green", "disabled": "grey"}.get(_state(row), "red")
+
+
+def headers() -> tuple[str, ...]:
+    """:data:`COLUMNS` in the current language."""
+    return tuple(_(c) for c in COLUMNS)
 
 
 class ServiceTable(Sequence[dict[str, Any]]):
@@ -60,18 +74,18 @@ class ServiceTable(Sequence[dict[str, Any]]):
     def _cells(self, row: dict[str, Any], html: bool) -> list[object]:
         health = _health(row)
         return [row["project"] or "-", row["service"], row["window"] or "-", row["pid"] or "-",
-                row["endpoint"] or "-", badge(health, _colour(health)) if html else health,
+                row["endpoint"] or "-", badge(health, _colour(row)) if html else health,
                 seconds(row["uptime"]), f"{row['rss_kib'] // 1024} MiB" if row["rss_kib"] else "-"]
 
     def __repr__(self) -> str:
         if not self._rows:
-            return "no services: nothing is enabled or started (run %stack)"
-        return text_table(COLUMNS, [self._cells(r, False) for r in self._rows])
+            return _("no services: nothing is enabled or started (run %stack)")
+        return text_table(headers(), [self._cells(r, False) for r in self._rows])
 
     def _repr_html_(self) -> str:
         if not self._rows:
-            return "<p>no services: nothing is enabled or started (run <code>%stack</code>)</p>"
-        return html_table(COLUMNS, [self._cells(r, True) for r in self._rows],
+            return "<p>" + _("no services: nothing is enabled or started (run %stack)") + "</p>"
+        return html_table(headers(), [self._cells(r, True) for r in self._rows],
                           raw_columns=frozenset({5}))
 
 

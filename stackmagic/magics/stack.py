@@ -14,6 +14,7 @@ from typing import Callable
 
 from stackmagic import events as ev
 from stackmagic.engine import Interrupted, StepError
+from stackmagic.i18n import _, message
 from stackmagic.magics.render import Masker, MagicError, html_table, pre, seconds, text_table
 from stackmagic.magics.services import ServiceTable, rows_of
 
@@ -41,7 +42,7 @@ class Progress:
         """Record ``event``; return a line to print in line mode (or None)."""
         if isinstance(event, ev.PlanReady):
             self.total = len(event.steps)
-            return f"plan: {self.total} steps"
+            return _("plan: {total} steps").format(total=self.total)
         if isinstance(event, ev.StepStarted):
             self.running[event.step] = (event.project, time.monotonic())
             return f"{self._stamp()} ▶ {event.step}  ({event.reason})"
@@ -61,7 +62,8 @@ class Progress:
         if isinstance(event, ev.StepOutput):
             self.output = (self.output + [f"{event.step}: {event.line}"])[-10:]
             return None
-        text = f"warning: {event.message}" if isinstance(event, ev.Warning_) else getattr(event, "text", "")
+        text = (_("warning: {text}").format(text=message(event.message)) if isinstance(event, ev.Warning_)
+                else _(getattr(event, "text", "")))
         self.notes.append(text)
         return text
 
@@ -69,8 +71,9 @@ class Progress:
         return f"{time.monotonic() - self.t0:7.1f}s"
 
     def _header(self) -> str:
-        return (f"{self.state}: {self.done}/{self.total or '?'} steps "
-                f"({self.skipped} already done), {seconds(time.monotonic() - self.t0)}")
+        return _("{state}: {done}/{total} steps ({skipped} already done), {elapsed}").format(
+            state=_(self.state), done=self.done, total=self.total or "?", skipped=self.skipped,
+            elapsed=seconds(time.monotonic() - self.t0))
 
     def _running_rows(self) -> list[tuple[str, str, str]]:
         now = time.monotonic()
@@ -81,7 +84,7 @@ class Progress:
         filled = int(width * self.done / self.total) if self.total else 0
         parts = [f"[{'#' * filled}{'.' * (width - filled)}] {self._header()}"]
         if self.running:
-            parts.append(text_table(("step", "project", "elapsed"), self._running_rows()))
+            parts.append(text_table((_("step"), _("project"), _("elapsed")), self._running_rows()))
         parts += [f"✓ {step} {seconds(secs)}" for step, secs in self.finished[-8:]]
         parts += self.notes[-5:]
         if self.failed:
@@ -93,10 +96,10 @@ class Progress:
         bar = f'<progress value="{self.done}" max="{self.total or 1}" style="width:24em"></progress>'
         parts = [f"<div>{bar} {html.escape(self._header())}</div>"]
         if self.running:
-            parts.append(html_table(("step", "project", "elapsed"), self._running_rows(), "running"))
+            parts.append(html_table((_("step"), _("project"), _("elapsed")), self._running_rows(), _("running")))
         if self.finished:
-            parts.append(html_table(("step", "time"), [(s, seconds(t)) for s, t in self.finished[-8:]],
-                                    "finished (latest)"))
+            parts.append(html_table((_("step"), _("time")), [(s, seconds(t)) for s, t in self.finished[-8:]],
+                                    _("finished (latest)")))
         parts += [f"<div>{html.escape(n)}</div>" for n in self.notes[-5:]]
         if self.output:
             parts.append(pre(self.output, "#666"))
@@ -104,7 +107,7 @@ class Progress:
             parts.append(f'<p style="color:red"><b>✗ {html.escape(self.failed.step)}</b>: '
                          f"{html.escape(self.failed.error)}</p>" + pre(self.failed.log_tail[-15:]))
             if self.failed.log_path:
-                parts.append(f"<p>full log: <code>{html.escape(self.failed.log_path)}</code></p>")
+                parts.append("<p>" + html.escape(_("full log: {path}").format(path=self.failed.log_path)) + "</p>")
         return self.mask("".join(parts))
 
 
@@ -172,18 +175,19 @@ class StackReport:
         s = self.summary
         if not s.ran:
             return []
-        return [(("phase", "time"), [(p, seconds(t)) for p, t in s.by_phase().items()], "time per phase"),
-                (("project", "time"), [(p, seconds(t)) for p, t in
-                                       sorted(s.by_project().items(), key=lambda kv: -kv[1])], "time per project")]
+        return [((_("phase"), _("time")), [(p, seconds(t)) for p, t in s.by_phase().items()], _("time per phase")),
+                ((_("project"), _("time")), [(p, seconds(t)) for p, t in
+                                             sorted(s.by_project().items(), key=lambda kv: -kv[1])],
+                 _("time per project"))]
 
     def _lines(self) -> list[str]:
         s = self.summary
         skipped = s.skipped
-        lines = [f"{len(s.ran)} steps ran, {len(skipped)} skipped as already done"
+        lines = [_("{ran} steps ran, {skipped} skipped as already done").format(ran=len(s.ran), skipped=len(skipped))
                  + (": " + ", ".join(r.step for r in skipped) if skipped and len(skipped) <= 12 else "")]
-        lines += [f"not started: {name} (stackmagic cannot run it yet)" for name in s.unsupported]
-        lines += [f"warning: {w}" for w in s.warnings]
-        lines.append(f"stack finished in {seconds(s.seconds)}")
+        lines += [_("not started: {name} (stackmagic cannot run it yet)").format(name=name) for name in s.unsupported]
+        lines += [_("warning: {text}").format(text=message(w)) for w in s.warnings]
+        lines.append(_("stack finished in {elapsed}").format(elapsed=seconds(s.seconds)))
         return lines
 
     def __repr__(self) -> str:
@@ -202,11 +206,17 @@ class DryRun:
     def __init__(self, summary):
         self.rows = [(r.status, r.step, r.phase, r.project) for r in summary.results]
 
+    def _shown(self) -> list[tuple[str, str, str, str]]:
+        return [(_(status), step, phase, project) for status, step, phase, project in self.rows]
+
+    def _headers(self) -> tuple[str, ...]:
+        return (_("status"), _("step"), _("phase"), _("project"))
+
     def __repr__(self) -> str:
-        return text_table(("status", "step", "phase", "project"), self.rows)
+        return text_table(self._headers(), self._shown())
 
     def _repr_html_(self) -> str:
-        return html_table(("status", "step", "phase", "project"), self.rows, "plan (nothing done)")
+        return html_table(self._headers(), self._shown(), _("plan (nothing done)"))
 
 
 def _masker(engine) -> Callable[[str], str]:
@@ -233,13 +243,13 @@ def stack(cfg, *, live: bool, dry_run: bool = False, verbose: bool = False,
         renderer.finish("failed")
         tail = "\n".join("    " + line for line in err.tail[-15:])
         raise MagicError(progress.mask(
-            f"step '{err.step.id}' failed: {err.cause}\n{tail}\n"
-            + (f"(full log: {err.logfile})\n" if err.logfile else "")
-            + "Fix the cause and run %stack again: it continues from here.")) from None
+            _("step '{step}' failed: {cause}").format(step=err.step.id, cause=err.cause) + f"\n{tail}\n"
+            + ("(" + _("full log: {path}").format(path=err.logfile) + ")\n" if err.logfile else "")
+            + _("Fix the cause and run %stack again: it continues from here."))) from None
     except (Interrupted, KeyboardInterrupt) as err:
         renderer.finish("interrupted")
-        message = str(err) if isinstance(err, Interrupted) else "interrupted"
-        raise MagicError(message.replace("Run stack again", "Run %stack again")) from None
+        text = str(err) if isinstance(err, Interrupted) else "interrupted"
+        raise MagicError(message(text.replace("Run stack again", "Run %stack again"))) from None
     renderer.finish("done")
     return StackReport(summary, holder["mask"])
 
@@ -249,7 +259,9 @@ def unstack(cfg, *, all: bool = False) -> str:
     from stackmagic import api
 
     stopped = api.engine(cfg).unstack(all=all)
-    return f"stopped {len(stopped)} processes: {', '.join(stopped)}" if stopped else "nothing was running"
+    if not stopped:
+        return _("nothing was running")
+    return _("stopped {count} processes: {names}").format(count=len(stopped), names=", ".join(stopped))
 
 
 def clean(cfg) -> str:
@@ -258,4 +270,4 @@ def clean(cfg) -> str:
 
     messages: list[str] = []
     api.engine(cfg, on_event=lambda e: messages.append(e.text) if isinstance(e, ev.Message) else None).clean()
-    return "\n".join(messages) or "cleaned"
+    return "\n".join(_(m) for m in messages) or _("cleaned")
