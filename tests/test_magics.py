@@ -121,10 +121,22 @@ def test_stack_services_screen_and_unstack(shell, stack_dir):
     # a quoted pattern with a space reaches the search without its quotes
     quoted = shell.run_line_magic("screen_tail", 'echo-api --grep "server listening on"')
     assert quoted.lines and quoted.lines[-1].startswith("echo-server listening on")
-    timer = threading.Timer(0.3, lambda: urllib.request.urlopen(f"http://127.0.0.1:{stack_dir.port}/x", timeout=5).read())
-    timer.start()
-    result, out, _, _ = run(shell, "%screen_tail echo-api --follow 2 --grep request")
-    timer.join()
+    # requests keep coming while the magic follows, so one lands after the follower began,
+    # however long it takes to begin (no guess at when that is)
+    following = threading.Event()
+
+    def keep_asking():
+        while not following.is_set():
+            urllib.request.urlopen(f"http://127.0.0.1:{stack_dir.port}/x", timeout=5).read()
+            following.wait(0.1)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        result, out, _, _ = run(shell, "%screen_tail echo-api --follow 2 --grep request")
+    finally:
+        following.set()
+        asker.join()
     assert "GET /x" in out
     with pytest.raises(MagicError, match="no log for service 'nope'.*\nrunning: echo-api"):
         shell.run_line_magic("screen_tail", "nope")
@@ -304,3 +316,12 @@ def test_long_enabled_services_are_wrapped_in_the_settings_table(shell):
     assert all(len(v) <= 64 for v in values)
     joined = "".join(line.split()[-1] for line in table[first:] if line.startswith(("ENABLED", " ")))
     assert joined == result.result.data["settings"]["ENABLED_SERVICES"]
+
+
+def test_showing_a_localrc_that_is_not_text_is_a_clear_error(tmp_path):
+    from stackmagic.magics.localrc import show
+
+    path = tmp_path / "localrc"
+    path.write_bytes(b"ENABLED_SERVICES=key\n\xff\xfe\x00")
+    with pytest.raises(MagicError, match=r"line 2: this is not UTF-8 text"):
+        show(path)

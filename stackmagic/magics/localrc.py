@@ -140,4 +140,9 @@ def show(path: Path | None) -> ConfigText:
     if path is None or not path.exists():
         raise MagicError(_("no localrc yet: write one with a %%localrc cell "
                            "(or set %config StackMagics.localrc_path)"))
-    return ConfigText(path, path.read_text())
+    from stackmagic.config import read_text
+
+    try:
+        return ConfigText(path, read_text(path))
+    except ConfigError as err:          # binary, another encoding, not a regular file
+        raise MagicError(str(err)) from None
