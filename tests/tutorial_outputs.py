@@ -16,7 +16,6 @@ of every output back into notebooks/ja/ (about 4 minutes; nothing is left runnin
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import unicodedata
