@@ -40,6 +40,8 @@ class Step:
     always: bool = False                    # run even when nothing changed (RECLONE)
     process: "Process | None" = None        # for start steps
     owner: "Project | None" = None
+    needs: list[str] = field(default_factory=list)     # start steps: services up before it
+
 
 
 @dataclass
@@ -130,6 +132,7 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
         graph.add_project(p, add)
     graph.link(plan)
     plan[:] = _dependency_order(plan)
+    _services_needed(plan)
 
     everything = [s.id for s in plan]
     if S.orphan_merges(ctx, projects):
@@ -265,6 +268,24 @@ class _ProjectSteps:
             if steps:
                 return steps
         return []
+
+
+def _services_needed(steps: list[Step]) -> None:
+    """Give each start step the services that start before it, directly or through its other
+    steps (the database server before Keystone's init before Keystone): what it needs running."""
+    by_id = {s.id: s for s in steps}
+    for step in steps:
+        if step.process is None:
+            continue
+        seen: set[str] = set()
+        todo = list(step.deps)
+        while todo:
+            sid = todo.pop()
+            if sid in seen or sid not in by_id:
+                continue
+            seen.add(sid)
+            todo += by_id[sid].deps
+        step.needs = sorted(by_id[s].process.service for s in seen if by_id[s].process)
 
 
 def _dependency_order(steps: list[Step]) -> list[Step]:

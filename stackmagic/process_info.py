@@ -8,9 +8,13 @@ from pathlib import Path
 
 def _children(pid: int) -> list[int]:
     kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:                 # gone while we looked
+        return kids
+    for task in tasks:
         try:
-            kids += [int(c) for c in task.read_text().split()]
+            kids += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
         except OSError:
             continue
     return kids

@@ -332,8 +332,7 @@ def start(project: "Project", proc: "Process") -> Callable[["Context"], dict]:
             host=proc.host, health=health_to_dict(proc.health), start_ticks=start_ticks(pid),
             persistent=project.persistent, pidfile=str(proc.pidfile) if proc.pidfile else None,
             stop_signal=int(proc.stop_signal), stop_timeout=proc.stop_timeout,
-            needs=[d.removeprefix("start ") for d in (ctx.step.deps if ctx.step else [])
-                   if d.startswith("start ")],
+            needs=list(ctx.step.needs) if ctx.step else [],
         )
         ctx.state.record_process(record)
         ctx.log(f"{proc.service} started in tmux window {proc.service!r}, pid {pid}, log {logfile}")

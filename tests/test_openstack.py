@@ -20,6 +20,7 @@ import pytest
 
 from stackmagic.process_info import alive, tree
 from stackmagic.samples import sample_path, sandbox
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +34,13 @@ def write_conf(root: Path, database: str = "sqlite") -> Path:
         f"DATABASE_TYPE={database}",
     ]) + "\n")
     return conf
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def checks(engine) -> dict:
@@ -96,6 +104,48 @@ def first_tier(tmp_path: Path, database: str) -> None:
         found2 = checks(engine)
         assert found2["projects"].data == found["projects"].data
         assert found2["images"].data == found["images"].data
+
+        # a kill of every other service, one at a time: status sees it (and what needs it),
+        # stack restarts only it, and the cloud answers again
+        servers = [] if database == "sqlite" else [database]
+        for victim in ("memcached", "g-api", "placement-api", *servers):
+            before = {s.service: s.pid for s in Engine(load_config(conf)).status()}
+            # the service's own processes die (its window's launcher, tee and runuser live on,
+            # as when a server crashes; they reap it)
+            family = [pid for pid in tree(before[victim])[1:] if comm(pid) not in ("tee", "runuser")]
+            assert family, victim
+            for pid in family:
+                os.kill(pid, signal.SIGKILL)
+            assert wait_until(lambda: not any(alive(p) for p in family))
+            down = {s.service: s for s in Engine(load_config(conf)).status()}
+            assert not down[victim].running, victim
+            # what needs it is told apart: Keystone still answers /v3 without memcached, every
+            # API without its database server, but they cannot do their work
+            for name, service in down.items():
+                if victim in Engine(load_config(conf)).state.processes[name].needs:
+                    assert service.healthy is False and f"needs {victim}" in service.detail, name
+            if victim == "memcached":
+                assert "memcached" in down["key"].detail
+            restored = Engine(load_config(conf)).stack()
+            assert [r.step for r in restored.ran] == [f"start {victim}"]
+            if victim in servers:
+                # a database server's death can take a client with it (a Placement worker that
+                # respawned while it was down cannot boot): the cloud is whole again once a
+                # stack has restored what died, and stack restarts nothing else
+                for _ in range(3):
+                    if all(c.ok for c in checks(engine).values()):
+                        break
+                    again = Engine(load_config(conf)).stack()
+                    assert all(r.phase == "start" for r in again.ran), [r.step for r in again.ran]
+                continue
+            after = {s.service: s for s in restored.services}
+            sick = [n for n, s in after.items() if not s.healthy]
+            assert not sick, (victim, {n: after[n].detail for n in sick},
+                              {n: Engine(load_config(conf)).logs(n, 15) for n in sick})
+            assert {n: after[n].pid for n in before if n != victim} == {
+                n: pid for n, pid in before.items() if n != victim}
+        final = checks(engine)
+        assert all(c.ok for c in final.values()), {n: c.data for n, c in final.items() if not c.ok}
     finally:
         pids = [p for s in Engine(load_config(conf)).status() if s.pid for p in tree(s.pid)]
         Engine(load_config(conf)).unstack(all=True)

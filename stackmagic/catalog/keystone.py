@@ -54,7 +54,9 @@ class Keystone(ApiService):
         cache = memcached.servers(ctx)
         ctx.iniset(conf, "cache", "enabled", cache is not None)
         if cache:
-            ctx.iniset(conf, "cache", "backend", "dogpile.cache.pymemcache")
+            # devstack's CACHE_BACKEND: python-memcached treats a dead server as a cache miss;
+            # pymemcache raised on the broken connection (HTTP 500 after memcached restarted)
+            ctx.iniset(conf, "cache", "backend", s.get("CACHE_BACKEND") or "dogpile.cache.memcached")
             ctx.iniset(conf, "cache", "memcache_servers", cache)
         if s.bool("KEYSTONE_SECURITY_COMPLIANCE_ENABLED", True):   # devstack's defaults
             ctx.iniset(conf, "security_compliance", "lockout_failure_attempts",
