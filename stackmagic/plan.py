@@ -62,16 +62,11 @@ class Plan:
 
     def _check_acyclic(self) -> None:
         """Refuse a plan whose steps wait for each other in a circle (it would never finish)."""
-        done: set[str] = set()
-        left = list(self.steps)
-        while left:
-            ready = [s for s in left if all(d in done for d in s.deps)]
-            if not ready:
-                raise ConfigError("these steps wait for each other in a circle: "
-                                  + ", ".join(s.id for s in left)
-                                  + ". Check the projects' requires / own_order / after.")
-            done |= {s.id for s in ready}
-            left = [s for s in left if s.id not in done]
+        _, stuck = _dependency_order(self.steps)
+        if stuck:
+            raise ConfigError("these steps wait for each other in a circle: "
+                              + ", ".join(s.id for s in stuck)
+                              + ". Check the projects' requires / own_order / after.")
 
     def __iter__(self):
         return iter(self.steps)
@@ -131,7 +126,8 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
     for p in projects:
         graph.add_project(p, add)
     graph.link(plan)
-    plan[:] = _dependency_order(plan)
+    ordered, stuck = _dependency_order(plan)
+    plan[:] = ordered + stuck             # a circle is reported by Plan
     _services_needed(plan)
 
     everything = [s.id for s in plan]
@@ -288,21 +284,20 @@ def _services_needed(steps: list[Step]) -> None:
         step.needs = sorted(by_id[s].process.service for s in seen if by_id[s].process)
 
 
-def _dependency_order(steps: list[Step]) -> list[Step]:
-    """``steps`` reordered so each comes after what it depends on (stable otherwise); a circle
-    is left for :class:`Plan` to report."""
+def _dependency_order(steps: list[Step]) -> tuple[list[Step], list[Step]]:
+    """``steps`` reordered so each comes after what it depends on (stable otherwise), and the
+    steps left over because they wait for each other in a circle."""
     out: list[Step] = []
     done: set[str] = set()
     left = list(steps)
     while left:
-        ready = [s for s in left if all(d in done for d in s.deps)]
-        if not ready:
-            return out + left
-        step = ready[0]
+        step = next((s for s in left if all(d in done for d in s.deps)), None)
+        if step is None:
+            return out, left
         out.append(step)
         done.add(step.id)
         left.remove(step)
-    return out
+    return out, []
 
 
 def _extend(step: Step, ids, key: bool = False) -> None:
