@@ -8,7 +8,7 @@ behind stackmagic's back, and it can be stopped with everything it started), and
   Linux parent-death signal). That thread waits for the command, and step threads live until
   every step is over, so this happens only when stackmagic itself dies (SIGKILL, a crash).
   (So a command must be started by the thread that waits for it, as :func:`run` does);
-- **is written down** under ``$DATA_DIR/stackmagic/children/`` (process group and start time)
+- **is written down** under ``$DATA_DIR/stackmagic/running-commands/`` (process group and start time)
   while it runs, once :func:`adopt` named that directory. The parent-death signal reaches the
   command only, not what it started (a build backend under uv, ``sleep`` under ``sh``): the next
   ``stack`` calls :func:`adopt`, which ends the recorded groups of a run that died before it
@@ -39,6 +39,10 @@ from pathlib import Path
 from stackmagic.errors import StackError
 from stackmagic.process_info import start_ticks
 
+#: Where the running commands are written down, under $DATA_DIR/stackmagic. Not a name Python
+#: could import: a process started in $DATA_DIR would otherwise take the folder for the module
+#: stackmagic.children (the stack's own folder is called stackmagic too).
+RECORDS = "running-commands"
 #: How long a stopped command gets between SIGTERM and SIGKILL.
 GRACE = 0.5
 #: How often a waiting caller looks at the cancel flag.
@@ -114,7 +118,7 @@ def adopt(stack_dir: Path) -> list[str]:
     Call it holding the stack's lock, before any work.
     """
     global _registry
-    directory = Path(stack_dir) / "children"
+    directory = Path(stack_dir) / RECORDS
     ended = end_leftovers(directory)
     directory.mkdir(parents=True, exist_ok=True)
     _registry = directory

@@ -169,7 +169,7 @@ def test_interrupt_then_stack_completes_skips_what_was_done_and_leaves_nothing(
     assert len(servers(stack_dir)) == 1, servers(stack_dir)
     assert not clones()
     assert not (stack_dir.root / "data" / "venv" / ".stackmagic-installing").exists()
-    assert not list((state_dir / "children").glob("*.json"))
+    assert not list((state_dir / "running-commands").glob("*.json"))
     ended = [e.text for e in events if isinstance(e, ev.Message) and e.text.startswith("ended")]
     if sig == signal.SIGKILL and phase != "start":
         # the slow command's own child outlived the killed run until this one began
@@ -225,7 +225,7 @@ def test_a_killed_stackmagic_takes_its_commands_with_it_and_the_next_run_ends_th
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), leader, grandchild])
     try:
         assert wait_until(lambda: alive_named(leader) and alive_named(grandchild), timeout=30)
-        records = list((tmp_path / "children").glob("*.json"))
+        records = list((tmp_path / "running-commands").glob("*.json"))
         assert len(records) == 1
         proc.kill()
         proc.wait()
@@ -251,7 +251,7 @@ def test_the_next_run_leaves_alone_what_it_cannot_prove_is_a_leftover(tmp_path):
                              "import sys; from stackmagic import children; children.adopt(sys.argv[1]);"
                              "children.run(['sleep', '62'])", str(tmp_path)])
     try:
-        directory = tmp_path / "children"
+        directory = tmp_path / "running-commands"
         assert wait_until(lambda: len(list(directory.glob("*.json"))) == 1, timeout=30)
         (live_record,) = directory.glob("*.json")
         live_group = json.loads(live_record.read_text())["pgid"]
@@ -484,7 +484,7 @@ def test_quickstart_killed_in_install_and_stopped_in_init_completes_with_no_orph
         stray = [a for pid, a in _lines_with_pids()
                  if root in a and pid not in services and not a.split()[0].endswith("tmux")]
         assert stray == []
-        assert not list((tmp_path / "data" / "stackmagic" / "children").glob("*.json"))
+        assert not list((tmp_path / "data" / "stackmagic" / "running-commands").glob("*.json"))
     finally:
         Engine(load_config(conf)).unstack(all=True)
         subprocess.run(["tmux", "-L", engine.tmux.server.socket_name, "kill-server"], capture_output=True)

@@ -180,11 +180,13 @@ def test_no_configuration_says_what_to_do(shell):
         shell.run_line_magic("services", "")
 
 
-def test_the_magics_speak_japanese_or_english_as_chosen(shell, monkeypatch):
+def test_the_magics_speak_japanese_or_english_as_chosen(shell, monkeypatch, tmp_path):
     """%config StackMagics.language (or the locale) switches tables, statuses, warnings, the
     notes on old names and errors between the catalog's Japanese and English."""
     for name in ("STACKMAGIC_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
         monkeypatch.delenv(name, raising=False)
+    # the cells name no DEST: keep their (empty) stack off a real one in /opt/stack or ~/stack
+    monkeypatch.setenv("DEST", str(tmp_path / "stack"))
     cell = "%%localrc\ndisable_all_services\nenable_service key n-net\n"
 
     def shown(magic_cell: str) -> str:
