@@ -230,14 +230,20 @@ def active_images(ctx: "Context") -> Images:
 
 
 def _glance_get(ctx: "Context", path: str) -> dict[str, Any]:
+    return service_get(ctx, "image", path, "g-api")
+
+
+def service_get(ctx: "Context", kind: str, path: str, service: str) -> dict[str, Any]:
+    """GET ``path`` from the ``kind`` API (its public endpoint) as the admin; ``service`` names
+    what to check is running when it does not answer."""
     token, catalog = _admin_token(ctx)
-    url = _endpoint(catalog, "image", ctx.settings.region_name) + path
+    url = _endpoint(catalog, kind, ctx.settings.region_name) + path
     request = urllib.request.Request(url, headers={"X-Auth-Token": token, "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - the stack's own URL
             return json.load(resp)
     except (urllib.error.URLError, OSError) as err:
-        raise TempestError(f"cannot list Glance's images at {url} ({err}); is g-api running?") from None
+        raise TempestError(f"cannot read {url} ({err}); is {service} running?") from None
 
 
 def _admin_token(ctx: "Context") -> tuple[str, list[dict[str, Any]]]:
