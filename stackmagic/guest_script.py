@@ -1,0 +1,128 @@
+"""Run INSIDE the stack's venv, as root: boot a real guest and log in to it, the way a person
+would, then delete what was made. stdin: JSON {"cloud": connect kwargs (the demo project),
+"image", "flavor", "network", "public", "namespace", "name", "workdir", "timeout", "banner"}.
+
+Every stage prints one JSON line ``{"stage", "ok", "seconds", ...}``; the last is ``done``.
+Ping and ssh run inside the provider namespace (``ip netns exec``): the floating IP is routed
+only there, never from the host's own namespace.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openstack
+
+START = time.monotonic()
+
+
+def report(stage, ok=True, **data):
+    print(json.dumps({"stage": stage, "ok": ok, "seconds": round(time.monotonic() - START, 1),
+                      **data}), flush=True)
+
+
+def wait(predicate, timeout, step=1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return None
+
+
+def in_namespace(namespace, argv, timeout):
+    return subprocess.run(["ip", "netns", "exec", namespace, *argv], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def main() -> None:
+    spec = json.load(sys.stdin)
+    conn = openstack.connect(**spec["cloud"])
+    name, ns, limit = spec["name"], spec["namespace"], spec["timeout"]
+    work = Path(spec["workdir"])
+    work.mkdir(parents=True, exist_ok=True)
+    key = work / "id_ed25519"
+    made = {}
+    try:
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        old = conn.compute.find_keypair(name)
+        if old:
+            conn.compute.delete_keypair(old)
+        made["keypair"] = conn.compute.create_keypair(
+            name=name, public_key=(key.with_suffix(".pub")).read_text().strip())
+        report("keypair", name=name)
+
+        image = conn.image.find_image(spec["image"])
+        flavor = conn.compute.find_flavor(spec["flavor"])
+        network = conn.network.find_network(spec["network"])
+        missing = [what for what, obj in (("image", image), ("flavor", flavor), ("network", network))
+                   if obj is None]
+        if missing:
+            report("server", False, error="not found: " + ", ".join(
+                f"{w} {spec[w]}" for w in missing))
+            return
+        server = conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
+                                            networks=[{"uuid": network.id}], key_name=name)
+        made["server"] = server
+        server = conn.compute.wait_for_server(server, wait=limit, interval=1)
+        report("active", host=server.hypervisor_hostname or server.compute_host,
+               addresses={net: [a["addr"] for a in addrs] for net, addrs in server.addresses.items()})
+
+        def console():
+            text = conn.compute.get_server_console_output(server)["output"] or ""
+            return text if spec["banner"] in text and name in text else None
+
+        log = wait(console, limit, step=2)
+        if not log:
+            report("console", False, error=f"no banner ({spec['banner']!r}) and hostname on the console")
+            return
+        report("console", banner=spec["banner"], tail=log.strip().splitlines()[-5:])
+
+        public = conn.network.find_network(spec["public"])
+        port = next(conn.network.ports(device_id=server.id))
+        fip = conn.network.create_ip(floating_network_id=public.id, port_id=port.id)
+        made["fip"] = fip
+        address = fip.floating_ip_address
+        report("floating_ip", address=address)
+
+        def pings():
+            return in_namespace(ns, ["ping", "-c", "1", "-W", "1", address], 10).returncode == 0
+
+        if not wait(pings, limit, step=0.5):
+            report("ping", False, error=f"{address} does not answer ping from namespace {ns}")
+            return
+        report("ping", address=address)
+
+        ssh = ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o",
+               f"UserKnownHostsFile={work / 'known_hosts'}", "-o", "ConnectTimeout=5",
+               "-o", "BatchMode=yes", f"{spec['user']}@{address}"]
+
+        def logs_in():
+            done = in_namespace(ns, [*ssh, "hostname"], 20)
+            return done.stdout.strip() if done.returncode == 0 else None
+
+        said = wait(logs_in, limit, step=1)
+        if said is None:
+            report("ssh", False, error=f"ssh {spec['user']}@{address} from namespace {ns} failed")
+            return
+        report("ssh", ok=said.split(".")[0] == name, hostname=said, expected=name)
+    finally:
+        if "fip" in made:
+            conn.network.delete_ip(made["fip"], ignore_missing=True)
+        if "server" in made:
+            conn.compute.delete_server(made["server"], ignore_missing=True)
+            try:
+                conn.compute.wait_for_delete(made["server"], wait=120)
+            except Exception:  # noqa: BLE001 - reported as not cleaned
+                report("cleanup", False, error="the server was not deleted within 120 s")
+        if "keypair" in made:
+            conn.compute.delete_keypair(made["keypair"], ignore_missing=True)
+        report("done")
+
+
+if __name__ == "__main__":
+    main()
