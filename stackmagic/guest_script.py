@@ -38,6 +38,21 @@ def in_namespace(namespace, argv, timeout):
                           text=True, timeout=timeout)
 
 
+def qemu_rss(server_id):
+    """Resident MiB of the guest's qemu (found by the instance's uuid on its command line)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if server_id.encode() in (proc / "cmdline").read_bytes():
+                for line in (proc / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:") and b"qemu" in (proc / "cmdline").read_bytes():
+                        return round(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return None
+
+
 def main() -> None:
     spec = json.load(sys.stdin)
     conn = openstack.connect(**spec["cloud"])
@@ -109,7 +124,8 @@ def main() -> None:
         if said is None:
             report("ssh", False, error=f"ssh {spec['user']}@{address} from namespace {ns} failed")
             return
-        report("ssh", ok=said.split(".")[0] == name, hostname=said, expected=name)
+        report("ssh", ok=said.split(".")[0] == name, hostname=said, expected=name,
+               qemu_rss_mib=qemu_rss(server.id))
     finally:
         if "fip" in made:
             conn.network.delete_ip(made["fip"], ignore_missing=True)
