@@ -32,16 +32,32 @@ def wanted(engine: "Engine") -> bool:
             and cfg.is_service_enabled("q-svc") and cfg.is_service_enabled("key"))
 
 
-def run(engine: "Engine", timeout: float = 300) -> dict[str, Any]:
-    """Boot, reach and delete a guest; returns the stages as reported, and ``ok``."""
+def run(engine: "Engine", timeout: float = 300, keep: bool = False) -> dict[str, Any]:
+    """Boot, reach and delete a guest (``keep``: leave it running, see :func:`delete`); returns
+    the stages as reported, ``ok``, and what was made."""
+    name = f"sm-verify-{uuid.uuid4().hex[:6]}"
+    return _script(engine, {**_spec(engine, name, timeout), "mode": "keep" if keep else "all"})
+
+
+def reach(engine: "Engine", kept: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    """Ping and SSH again to a guest that :func:`run` kept."""
+    return _script(engine, {**_spec(engine, kept["server"], timeout), "mode": "reach",
+                            "made": kept["made"]})
+
+
+def delete(engine: "Engine", kept: dict[str, Any]) -> None:
+    """Delete what :func:`run` kept (floating IP, server, key pair)."""
+    _script(engine, {**_spec(engine, kept["server"], 120), "mode": "delete", "made": kept["made"]})
+
+
+def _spec(engine: "Engine", name: str, timeout: float) -> dict[str, Any]:
     from stackmagic import provider
 
     ctx = engine.ctx
     s = ctx.settings
-    auth = {**identity.admin_auth(ctx), "project_name": "demo"}
-    name = f"sm-verify-{uuid.uuid4().hex[:6]}"
-    spec = {
-        "cloud": auth, "name": name, "timeout": timeout,
+    return {
+        "cloud": {**identity.admin_auth(ctx), "project_name": "demo"}, "name": name,
+        "timeout": timeout,
         "image": s.get("DEFAULT_IMAGE_NAME") or _first_image(engine),
         "flavor": s.get("VERIFY_FLAVOR") or "cirros256",
         "network": s.get("PRIVATE_NETWORK_NAME") or "private",
@@ -50,18 +66,26 @@ def run(engine: "Engine", timeout: float = 300) -> dict[str, Any]:
         "banner": s.get("VERIFY_BANNER") or BANNERS[0],
         "workdir": str(ctx.stack_dir / "verify"),
     }
+
+
+def _script(engine: "Engine", spec: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run([str(engine.venv.python), str(SCRIPT)], input=json.dumps(spec),
-                          capture_output=True, text=True, timeout=timeout * 4)
+                          capture_output=True, text=True, timeout=spec["timeout"] * 4 + 120)
     stages = []
     for line in proc.stdout.splitlines():
         try:
             stages.append(json.loads(line))
         except ValueError:
             continue
-    ok = (any(st["stage"] == "ssh" and st["ok"] for st in stages)
-          and all(st["ok"] for st in stages))
-    result: dict[str, Any] = {"ok": ok, "stages": stages, "server": name}
-    if not stages:
+    done = next((st for st in stages if st["stage"] == "done"), {})
+    stages = [st for st in stages if st["stage"] != "done"]
+    ssh = next((st for st in stages if st["stage"] == "ssh"), {})
+    result: dict[str, Any] = {
+        "ok": bool(ssh.get("ok")) and all(st["ok"] for st in stages) if spec["mode"] != "delete"
+        else all(st["ok"] for st in stages),
+        "stages": stages, "server": spec["name"], "made": done.get("made", {}),
+        "qemu_pid": ssh.get("qemu_pid")}
+    if not stages and not done:
         result["error"] = "\n".join(proc.stderr.strip().splitlines()[-5:])
     return result
 
