@@ -257,7 +257,11 @@ def remove_namespaces(ctx: "Context", prefix: str) -> list[str]:
     ours = set(ovs.interfaces_in_db(ctx))
     gone = []
     for ns in namespaces():
-        if ns.startswith(prefix) and ours & _peers_of(ns):
+        peers = _peers_of(ns) if ns.startswith(prefix) else set()
+        if ours & peers:
+            # the host ends first: a deleted namespace's devices go only later, in the background
+            for name in peers:
+                subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=20)
             _delete_namespace(ns)
             gone.append(ns)
     return gone

@@ -319,7 +319,6 @@ def set_open_vswitch(ctx: "Context", other_config: dict[str, str], external_ids:
 
 class OpenVSwitch(Project):
     name = "ovs"
-    group = "ovs"
     services = {"ovsdb-server": "Open vSwitch database server",
                 "ovs-vswitchd": "Open vSwitch switch daemon"}
     system_packages = ("openvswitch-switch", "iproute2")

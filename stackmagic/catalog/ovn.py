@@ -116,10 +116,9 @@ _DBS = {"nb": ("ovn-nb-db", "ovnnb_db", "ovn-nb.ovsschema", "OVN_NB_PORT", NB_PO
 
 class OVN(Project):
     name = "ovn"
-    group = "ovn"
     services = {"ovn-northd": "OVN central: northd with its Northbound and Southbound databases",
                 "ovn-controller": "OVN local controller"}
-    system_packages = ("ovn-central", "ovn-host", "iproute2")
+    system_packages = ("ovn-central", "ovn-host", "iproute2", "iputils-ping")   # ping: provider checks
     provides = {"ovn": "start", "provider-network": "data"}
     requires = (Need("vswitch", before="init"),)      # its init configures the local switch
     ports = {"OVN_NB_PORT": NB_PORT, "OVN_SB_PORT": SB_PORT}
@@ -181,7 +180,13 @@ class OVN(Project):
                  f"--ovnsb-db=unix:{run}/ovnsb_db.sock", f"--pidfile={run}/ovn-northd.pid",
                  "--no-chdir", *logs],
                 cwd=datadir(ctx), env=environ, needs_root=True, after=("ovn-nb-db", "ovn-sb-db"),
-                health=CommandCheck((*appctl, "ovn-northd", "status")), timeout=30)
+                # active, and it has written the SB_Global row: an ovn-controller 23.03 that
+                # meets a Southbound database without it dies (a NULL dereference, SIGSEGV)
+                health=CommandCheck(("sh", "-c", " ".join([*appctl, "ovn-northd", "status"])
+                                     + " | grep -q 'Status: active' && "
+                                     + " ".join(sbctl_argv(ctx, "get", "SB_Global", ".", "nb_cfg"))
+                                     + " >/dev/null")),
+                timeout=30)
         if "ovn-controller" in enabled:
             check = " ".join([*appctl, "ovn-controller", "connection-status"])
             yield Process(
@@ -189,7 +194,8 @@ class OVN(Project):
                 [ovs.tool("ovn-controller"), f"unix:{ovs.db_socket(ctx)}",
                  f"--pidfile={run}/ovn-controller.pid", "--no-chdir", *logs],
                 cwd=datadir(ctx), env=environ, needs_root=True,
-                after=("ovs-vswitchd", "ovn-sb-db"),        # those this stack runs
+                # (those of them this stack runs): the switch, and northd's Southbound content
+                after=("ovs-vswitchd", "ovn-sb-db", "ovn-northd"),
                 # healthy once connected to the Southbound database
                 health=CommandCheck(("sh", "-c", f"{check} | grep -qx connected")), timeout=60)
 
