@@ -1,0 +1,214 @@
+"""Open vSwitch and OVN for real: a sandbox stack of ovsdb-server, ovs-vswitchd, ovn-northd (with
+its NB and SB databases) and ovn-controller from Debian's packages, with the userspace datapath
+where the kernel has no openvswitch module (these machines). Traffic goes only between
+namespaces the stack or this test made: an OVN logical switch carries ping and a TCP transfer
+between two test namespaces, and the provider namespace reaches a port on the public network
+through br-ex. unstack --all leaves no daemon, namespace or veth; clean removes the databases.
+
+Slow (~15 s), root only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from stackmagic.process_info import alive
+from stackmagic.samples import sandbox
+from tests.conftest import wait_until
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="Open vSwitch runs only as root")]
+
+SERVICES = {"ovsdb-server", "ovs-vswitchd", "ovn-nb-db", "ovn-sb-db", "ovn-northd", "ovn-controller"}
+
+
+def sh(*argv: str, check: bool = True) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} -> {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def host_view() -> tuple[set, set]:
+    """The host namespace's addresses and routes (links without addresses are left out: other
+    sessions on this machine may make devices of their own meanwhile)."""
+    addrs = {(link["ifname"], a["local"], a["prefixlen"])
+             for link in json.loads(sh("ip", "-j", "addr")) for a in link.get("addr_info", [])}
+    routes = {json.dumps(r, sort_keys=True) for family in ("-4", "-6")
+              for r in json.loads(sh("ip", "-j", family, "route", "show", "table", "all"))}
+    return addrs, routes
+
+
+def plug(ns: str, host_end: str, mac: str, cidr: str, bridge: str, vsctl: list[str],
+         iface_id: str | None = None) -> None:
+    """A namespace with one veth end (``eth0``: ``mac``, ``cidr``); the other end a port of
+    ``bridge`` bound to logical port ``iface_id``."""
+    sh("ip", "netns", "add", ns)
+    sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns)
+    sh("ip", "link", "set", "dev", host_end, "addrgenmode", "none")
+    sh("ip", "link", "set", "dev", host_end, "up")
+    sh("ip", "-n", ns, "link", "set", "dev", "eth0", "address", mac)
+    sh("ip", "-n", ns, "addr", "add", cidr, "dev", "eth0")
+    sh("ip", "-n", ns, "link", "set", "dev", "eth0", "up")
+    sh("ip", "-n", ns, "link", "set", "dev", "lo", "up")
+    extra = ["--", "set", "Interface", host_end, f"external_ids:iface-id={iface_id}"] if iface_id else []
+    sh(*vsctl, "add-port", bridge, host_end, *extra)
+
+
+def fetch(client_ns: str, server_ns: str, address: str, root: Path, size: int) -> tuple[str, str]:
+    """Serve ``size`` random bytes over HTTP from ``server_ns`` and fetch them from
+    ``client_ns``: (sha256 sent, sha256 received)."""
+    blob = root / "blob"
+    blob.write_bytes(os.urandom(size))
+    server = subprocess.Popen(["ip", "netns", "exec", server_ns, "python3", "-m", "http.server",
+                               "8000", "--bind", address, "--directory", str(root)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: f"{address}:8000" in sh("ip", "netns", "exec", server_ns, "ss", "-ltnH"), 10)
+        got = sh("ip", "netns", "exec", client_ns, "python3", "-c",
+                 "import hashlib, urllib.request; print(hashlib.sha256(urllib.request.urlopen("
+                 f"'http://{address}:8000/blob', timeout=20).read()).hexdigest())")
+    finally:
+        server.terminate()
+        server.wait(10)
+    return hashlib.sha256(blob.read_bytes()).hexdigest(), got
+
+
+def test_ovs_and_ovn_carry_tcp_between_namespaces_and_leave_nothing(tmp_path):
+    from stackmagic.catalog import openvswitch as ovs
+    from stackmagic.catalog import ovn
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+    from stackmagic import provider
+
+    tag = uuid.uuid4().hex[:6]
+    names = {"OVS_BRIDGE": f"tbi{tag}", "PUBLIC_BRIDGE": f"tbe{tag}",
+             "PROVIDER_NAMESPACE": f"smtest-provider-{tag}", "PROVIDER_VETH": f"tpv{tag}"}
+    conf = tmp_path / "local.conf"
+    conf.write_text("\n".join([
+        "[[local|localrc]]", *sandbox(tmp_path, "ovs"), "disable_all_services",
+        "enable_service ovsdb-server ovs-vswitchd ovn-northd ovn-controller",
+        f"OVS_RUNDIR={tmp_path}/run/openvswitch", f"OVN_RUNDIR={tmp_path}/run/ovn",
+        *(f"{k}={v}" for k, v in names.items()),
+    ]) + "\n")
+    before = host_view()
+    ns1, ns2, ns3 = (f"smtest-{tag}-{i}" for i in (1, 2, 3))
+    meta = f"ovnmeta-{uuid.uuid4()}"          # as Neutron's metadata agent names its namespaces
+    stranger = f"ovnmeta-{uuid.uuid4()}"      # one that is not joined to our switch
+    test_namespaces = [ns1, ns2, ns3, meta, stranger]
+    engine = Engine(load_config(conf))
+    ctx = engine.ctx
+    pids = {}
+    try:
+        summary = engine.stack()
+        status = {s.service: s for s in summary.services}
+        assert set(status) == SERVICES
+        assert all(s.healthy for s in status.values()), {n: s.detail for n, s in status.items()}
+        pids = {n: s.pid for n, s in status.items()}
+        vsctl = ovs.vsctl_argv(ctx)
+        nbctl = ovn.nbctl_argv(ctx)
+
+        # the probe: no openvswitch module here, so the userspace datapath, said in plan's notes
+        kind = "system" if Path("/sys/module/openvswitch").exists() else "netdev"
+        (note,) = ovs.OpenVSwitch().plan_notes(ctx)
+        assert f"datapath: {kind}" in note
+        assert sh(*vsctl, "get", "Bridge", names["OVS_BRIDGE"], "datapath_type") == kind
+        assert sh(*vsctl, "get", "Bridge", names["OVS_BRIDGE"], "fail_mode") == "secure"
+        if kind == "netdev":
+            # userspace TSO is in the database, and ovs-vswitchd read it when it started
+            assert sh(*vsctl, "get", "Open_vSwitch", ".", "other_config:userspace-tso-enable") == '"true"'
+            log = Path(status["ovs-vswitchd"].logfile).read_text()
+            assert "Userspace TCP Segmentation Offloading support enabled" in log
+
+        # ovn-controller registered this host as a chassis in the Southbound database
+        chassis = sh(*ovn.sbctl_argv(ctx), "show")
+        assert f"hostname: {ovs.hostname()}" in chassis
+        assert sh(*vsctl, "get", "Open_vSwitch", ".", "external_ids:ovn-remote").strip('"') == \
+            ovn.sb_connection(ctx)
+
+        # a logical switch, two logical ports bound to two namespaces through br-int
+        sh(*nbctl, "ls-add", f"tls{tag}")
+        for i, ns in ((1, ns1), (2, ns2)):
+            mac, ip = f"52:54:00:00:00:0{i}", f"10.77.0.1{i}"
+            sh(*nbctl, "lsp-add", f"tls{tag}", f"tlp{tag}{i}", "--",
+               "lsp-set-addresses", f"tlp{tag}{i}", f"{mac} {ip}")
+            plug(ns, f"tv{tag}{i}", mac, f"{ip}/24", names["OVS_BRIDGE"], vsctl, f"tlp{tag}{i}")
+        assert wait_until(lambda: all(
+            sh(*nbctl, "get", "Logical_Switch_Port", f"tlp{tag}{i}", "up") == "true" for i in (1, 2)), 20)
+        assert wait_until(lambda: subprocess.run(
+            ["ip", "netns", "exec", ns1, "ping", "-c1", "-W1", "10.77.0.12"],
+            capture_output=True).returncode == 0, 20)
+        sent, got = fetch(ns1, ns2, "10.77.0.12", tmp_path, 4 << 20)
+        assert got == sent
+
+        # the provider namespace: the public gateway on its veth, whose host end is a port of
+        # br-ex with no address; it reaches a port on the public network (OVN localnet on br-ex)
+        inside = json.loads(sh("ip", "-n", names["PROVIDER_NAMESPACE"], "-j", "addr", "show",
+                               "dev", provider.INSIDE))[0]
+        assert {f"{a['local']}/{a['prefixlen']}" for a in inside["addr_info"] if a["scope"] == "global"} \
+            == {"172.24.4.1/24", "2001:db8::2/64"}
+        assert sh(*vsctl, "port-to-br", names["PROVIDER_VETH"]) == names["PUBLIC_BRIDGE"]
+        host_end = json.loads(sh("ip", "-j", "addr", "show", "dev", names["PROVIDER_VETH"]))[0]
+        assert host_end.get("addr_info", []) == []
+        sh(*nbctl, "ls-add", f"tpub{tag}", "--", "lsp-add", f"tpub{tag}", f"tln{tag}", "--",
+           "lsp-set-type", f"tln{tag}", "localnet", "--", "lsp-set-addresses", f"tln{tag}", "unknown",
+           "--", "lsp-set-options", f"tln{tag}", "network_name=public", "--",
+           "lsp-add", f"tpub{tag}", f"tlp{tag}3", "--",
+           "lsp-set-addresses", f"tlp{tag}3", "52:54:00:00:01:10 172.24.4.10")
+        plug(ns3, f"tv{tag}3", "52:54:00:00:01:10", "172.24.4.10/24", names["OVS_BRIDGE"], vsctl,
+             f"tlp{tag}3")
+        # through the documented way in: `stackmagic provider -- COMMAND`
+        ping = [sys.executable, "-m", "stackmagic", "provider", "-c", str(conf), "--",
+                "ping", "-c1", "-W1", "172.24.4.10"]
+        assert wait_until(lambda: subprocess.run(ping, capture_output=True).returncode == 0, 20)
+        sent, got = fetch(names["PROVIDER_NAMESPACE"], ns3, "172.24.4.10", tmp_path, 4 << 20)
+        assert got == sent
+        # a route Neutron's data step would add goes into the namespace, not the host
+        provider.add_route(ctx, "10.0.0.0/26", "172.24.4.10")
+        assert "10.0.0.0/26 via 172.24.4.10" in sh("ip", "-n", names["PROVIDER_NAMESPACE"], "route")
+
+        # a namespace like the metadata agent's, joined to br-int, and one that is not ours
+        plug(meta, f"tm{tag}", "52:54:00:00:02:01", "10.77.0.30/24", names["OVS_BRIDGE"], vsctl)
+        sh("ip", "netns", "add", stranger)
+        for i, ns in ((1, ns1), (2, ns2), (3, ns3)):     # what Nova would remove with its guests
+            sh("ip", "link", "del", f"tv{tag}{i}")
+            sh("ip", "netns", "del", ns)
+    finally:
+        engine.unstack(all=True)
+
+    try:
+        # no daemon, no namespace of ours, no veth, no datapath device; the host as it was
+        assert not [n for n, pid in pids.items() if pid and alive(pid)]
+        left = provider.namespaces()
+        assert names["PROVIDER_NAMESPACE"] not in left and meta not in left
+        assert stranger in left                    # not joined to our switch: not ours to delete
+        links = {link["ifname"] for link in json.loads(sh("ip", "-j", "link"))}
+        assert not links & {names["OVS_BRIDGE"], names["PUBLIC_BRIDGE"], names["PROVIDER_VETH"],
+                            f"tm{tag}", *(f"tv{tag}{i}" for i in (1, 2, 3))}
+        assert host_view() == before
+
+        # the next stack makes the provider side again, with the recorded route
+        again = Engine(load_config(conf)).stack()
+        assert all(s.healthy for s in again.services)
+        assert "10.0.0.0/26 via 172.24.4.10" in sh("ip", "-n", names["PROVIDER_NAMESPACE"], "route")
+        Engine(load_config(conf)).unstack(all=True)
+        assert names["PROVIDER_NAMESPACE"] not in provider.namespaces()
+
+        # clean removes the OVS and OVN databases
+        dbs = [ovs.db_file(ctx), ovn.datadir(ctx) / "ovnnb_db.db", ovn.datadir(ctx) / "ovnsb_db.db"]
+        assert all(p.exists() for p in dbs)
+        Engine(load_config(conf)).clean()
+        assert not [p for p in dbs if p.exists()]
+        assert host_view() == before
+    finally:
+        Engine(load_config(conf)).unstack(all=True)
+        for ns in test_namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
