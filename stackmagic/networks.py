@@ -106,14 +106,11 @@ def create_initial(ctx: "Context") -> dict[str, Any]:
     made = next((json.loads(line[3:]) for line in out.splitlines() if line.startswith("ok ")), None)
     if made is None:
         raise StackError("the initial networks were not made (see the step's log)")
-    ctx.log(f"public: {made['public_cidr']} gateway {made['public_gateway']}; router1 on it at "
-            f"{', '.join(made['router_ips'])}")
-    addresses = [f"{made['public_gateway']}/{made['public_cidr'].split('/')[1]}"]
-    if made.get("public_gateway_v6"):
-        addresses.append(f"{made['public_gateway_v6']}/{made['public_cidr_v6'].split('/')[1]}")
-    provider.ensure(ctx, addresses)
-    # devstack routes the private IPv6 range through the router on the host; here inside the
-    # provider namespace (IPv4 private addresses are reached through floating IPs, as there)
+    ctx.log(f"public: {made.get('public_cidr')} gateway {made.get('public_gateway')}; "
+            f"{want['router']} on it at {', '.join(made.get('router_ips', []))}")
+    # the gateway addresses are in the provider namespace already (ovn's data step, from the
+    # same settings); devstack routes the private IPv6 range through the router on the host,
+    # here inside that namespace (IPv4 private addresses are reached through floating IPs)
     for cidr, via in made.get("routes", []):
         provider.add_route(ctx, cidr, via)
     return made

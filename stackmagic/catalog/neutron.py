@@ -57,7 +57,8 @@ class Neutron(ApiService):
     scope_setting = "NEUTRON_ENFORCE_SCOPE"
     service_type, service_description = "network", "Neutron Service"
     requires = (Need("database", before="init"), Need("identity", before="accounts"),
-                Need("message-bus", before="start"), Need("ovn", before="start"))
+                Need("message-bus", before="start"), Need("ovn", before="start"),
+                Need("provider-network", before="data"))
 
     # -- where things are ----------------------------------------------------------------
     def plugin_conf(self, ctx: "Context") -> Path:
