@@ -345,6 +345,8 @@ class Libvirt(Project):
 
     def configure(self, ctx: "Context") -> None:
         s = ctx.settings
+        _, reason = virt_type(ctx)              # a LIBVIRT_TYPE that cannot work stops here
+        ctx.log(f"hypervisor: {reason}")
         conf = self.conf(ctx)
         debug = s.bool("DEBUG_LIBVIRT", False)
         libvirtd = ['log_outputs="1:stderr"' if debug else 'log_outputs="3:stderr"']
