@@ -19,7 +19,7 @@ import pytest
 from stackmagic.catalog import enabled_projects
 from stackmagic.catalog import libvirt as lv
 from stackmagic.config import load_config
-from stackmagic.engine import Engine
+from stackmagic.engine import Engine, StepError
 from stackmagic.errors import ConfigError
 from stackmagic.process_info import alive
 from tests.conftest import wait_until
@@ -174,6 +174,27 @@ def test_with_the_fake_driver_nothing_of_libvirt_comes(tmp_path, catalog_dir):
     assert "libvirt not available" in Libvirt().plan_notes(engine.ctx)[0]
 
 
+def test_devstacks_device_acl_is_added_with_neutron_and_removed_again(tmp_path, monkeypatch):
+    conf = tmp_path / "qemu.conf"
+    original = '# a comment\nuser = "libvirt-qemu"\n'
+    conf.write_text(original)
+    monkeypatch.setattr(lv, "QEMU_CONF", conf)
+    ctx = _engine(tmp_path).ctx
+    lv._set_acl(ctx, True)
+    lv._set_acl(ctx, True)                                  # once only
+    text = conf.read_text()
+    assert text.startswith(original) and text.count("\ncgroup_device_acl =") == 1
+    assert '"/dev/net/tun"' in text
+    lv._set_acl(ctx, False)
+    assert conf.read_text() == original
+    # an administrator's own acl stands, and is not removed
+    own = original + 'cgroup_device_acl = [ "/dev/null" ]\n'
+    conf.write_text(own)
+    lv._set_acl(ctx, True)
+    lv._set_acl(ctx, False)
+    assert conf.read_text() == own
+
+
 # -- a real libvirtd ----------------------------------------------------------------------------
 def _live(names: tuple[str, ...]) -> dict[int, str]:
     """pid -> program of every live (not zombie) process whose program is one of ``names``."""
@@ -239,7 +260,29 @@ def test_libvirt_brings_a_real_guest_up_and_unstack_leaves_nothing(tmp_path, cat
     host_before = _host_network()
     name = f"stackmagic-test-{uuid.uuid4().hex[:8]}"
     guest_pid = None
+    # as libvirt-daemon-config-network's postinst leaves it on some machines: configure removes it
+    link = lv.DEFAULT_NETWORK_AUTOSTART
+    made_link = not link.is_symlink()
     try:
+        if made_link:
+            link.symlink_to("../default.xml")
+        # configure alone first: were the link kept, no libvirtd has started with it yet
+        lv.Libvirt().configure(engine().ctx)
+        assert not link.is_symlink()
+        # a virtlogd this stack did not start (as Debian's init script would): a clear error
+        conf = tmp_path / "foreign.conf"
+        conf.write_text('log_outputs="3:stderr"\n')
+        foreign = subprocess.Popen(["virtlogd", "-f", str(conf)], stderr=subprocess.DEVNULL)
+        try:
+            assert wait_until(lambda: lv.foreign_daemons(engine().ctx) != [])
+            with pytest.raises(StepError, match="configure libvirt") as err:
+                engine().stack()
+            assert f"virtlogd (pid {foreign.pid}) already runs and this stack did not start it" in str(err.value)
+            assert "/etc/init.d/virtlogd stop" in str(err.value)
+        finally:
+            foreign.terminate()
+            foreign.wait(10)
+
         summary = engine().stack()
         status = {s.service: s for s in summary.services}
         assert set(status) == {"virtlogd", "libvirtd", "fake-hv-user"}
@@ -302,4 +345,6 @@ def test_libvirt_brings_a_real_guest_up_and_unstack_leaves_nothing(tmp_path, cat
             engine().unstack(all=True)
         finally:
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+            if made_link and link.is_symlink():
+                link.unlink()               # never leave the default network set to autostart
     assert guest_pid is None or not alive(guest_pid)

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from stackmagic.catalog.base import Process, Project
-from stackmagic.errors import ConfigError
+from stackmagic.errors import ConfigError, StackError
 from stackmagic.health import CommandCheck
 
 if TYPE_CHECKING:
@@ -347,6 +347,13 @@ class Libvirt(Project):
         s = ctx.settings
         _, reason = virt_type(ctx)              # a LIBVIRT_TYPE that cannot work stops here
         ctx.log(f"hypervisor: {reason}")
+        foreign = foreign_daemons(ctx)
+        if foreign:
+            service, pid = foreign[0]
+            raise StackError(
+                f"{service} (pid {pid}) already runs and this stack did not start it (Debian's init "
+                f"script starts it when the package is installed where no policy-rc.d forbids "
+                f"it). Stop it (/etc/init.d/{service} stop), then run stack again")
         conf = self.conf(ctx)
         debug = s.bool("DEBUG_LIBVIRT", False)
         libvirtd = ['log_outputs="1:stderr"' if debug else 'log_outputs="3:stderr"']
@@ -404,6 +411,24 @@ class Libvirt(Project):
     def cleanup(self, ctx: "Context") -> None:
         shutil.rmtree(self.conf(ctx), ignore_errors=True)
         _set_acl(ctx, False)
+
+
+DAEMON_PIDFILES = {"virtlogd": Path("/run/virtlogd.pid"), "libvirtd": Path("/run/libvirtd.pid")}
+
+
+def foreign_daemons(ctx: "Context") -> list[tuple[str, int]]:
+    """(service, pid) of a live virtlogd or libvirtd that this stack did not start: each takes
+    its pid file under /run, so a second one cannot start."""
+    out = []
+    for service, pidfile in DAEMON_PIDFILES.items():
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        except (OSError, ValueError, IndexError):
+            continue
+        if exe == service and service not in ctx.state.processes:
+            out.append((service, pid))
+    return out
 
 
 def guests() -> list[tuple[int, str]]:
