@@ -153,7 +153,7 @@ def bench_guest(work: Path) -> None:
     guest = Path(tempfile.mkdtemp(prefix="stackmagic-hvbench-guest-"))
     guest.chmod(0o711)
     conf = work / "conf"
-    seconds, daemon, logd = start_libvirtd(conf)
+    _, daemon, logd = start_libvirtd(conf)
     try:
         kernel = guest / "kernel"
         kernel.write_bytes(GUEST_KERNEL)

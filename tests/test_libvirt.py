@@ -316,7 +316,7 @@ def test_libvirt_brings_a_real_guest_up_and_unstack_leaves_nothing(tmp_path, cat
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == [name, "running"]
         assert wait_until(lambda: console.exists() and BANNER in console.read_text(), timeout=30)
-        guests = dict((n, p) for p, n in lv.guests())
+        guests = {n: p for p, n in lv.guests()}
         guest_pid = guests[name]
         cmdline = Path(f"/proc/{guest_pid}/cmdline").read_bytes().decode().split("\0")
         assert "accel=tcg" in " ".join(cmdline) or "tcg" in cmdline

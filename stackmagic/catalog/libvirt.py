@@ -182,7 +182,7 @@ def probe(cache: Path | None = None, qemu: str = QEMU) -> dict:
     pvm = PVM_MODULE.exists()
     flags = cpu_flags()
     what = ("/dev/kvm is PVM (kvm_pvm), which runs only PVM-enabled guest kernels"
-            if pvm else f"no hardware virtualization (no vmx/svm in /proc/cpuinfo)"
+            if pvm else "no hardware virtualization (no vmx/svm in /proc/cpuinfo)"
             if not flags else None)
     if not KVM_DEVICE.exists():
         return _result("qemu", "qemu: there is no /dev/kvm; software emulation (TCG)", 0.0, False)
