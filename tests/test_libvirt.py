@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -172,6 +173,11 @@ def test_with_the_fake_driver_nothing_of_libvirt_comes(tmp_path, catalog_dir):
     assert "VIRT_DRIVER=fake" in lv.why_unavailable(engine.ctx)
     assert not any("libvirt" in step.id for step in engine.plan())
     assert "libvirt not available" in Libvirt().plan_notes(engine.ctx)[0]
+    # the same optional need with the default driver brings libvirt, as root
+    if os.geteuid() == 0:
+        engine = _engine(tmp_path, "enable_service fake-hv-user")
+        assert [p.name for p in enabled_projects(engine.ctx, [])[0]] == ["libvirt", "fakehvuser"]
+        assert any(step.id == "start libvirtd" for step in engine.plan())
 
 
 def test_devstacks_device_acl_is_added_with_neutron_and_removed_again(tmp_path, monkeypatch):
@@ -320,6 +326,19 @@ def test_libvirt_brings_a_real_guest_up_and_unstack_leaves_nothing(tmp_path, cat
         guest_pid = guests[name]
         cmdline = Path(f"/proc/{guest_pid}/cmdline").read_bytes().decode().split("\0")
         assert "accel=tcg" in " ".join(cmdline) or "tcg" in cmdline
+        state = subprocess.run(["virsh", "-c", "qemu:///system", "domstate", name], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        assert state == "running"
+
+        # libvirtd killed: the guest runs on, and the next stack brings a libvirtd that finds it
+        daemon = int(lv.DAEMON_PIDFILES["libvirtd"].read_text().split()[0])
+        assert os.path.basename(os.readlink(f"/proc/{daemon}/exe")) == "libvirtd"
+        os.kill(daemon, signal.SIGKILL)
+        assert wait_until(lambda: not alive(daemon))
+        again = engine().stack()
+        assert "start libvirtd" in [r.step for r in again.ran]
+        assert {s.service: s for s in again.services}["libvirtd"].healthy
+        assert alive(guest_pid)
         state = subprocess.run(["virsh", "-c", "qemu:///system", "domstate", name], capture_output=True,
                                text=True, check=True).stdout.strip()
         assert state == "running"
