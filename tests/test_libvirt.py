@@ -201,6 +201,29 @@ def test_devstacks_device_acl_is_added_with_neutron_and_removed_again(tmp_path, 
     assert conf.read_text() == own
 
 
+@root_only
+def test_a_directory_qemu_cannot_pass_is_named(guest_dir):
+    import grp
+    import pwd
+
+    if "libvirt-qemu" not in {p.pw_name for p in pwd.getpwall()}:
+        pytest.skip("no libvirt-qemu account (libvirt-daemon-system is not installed)")
+    inner = guest_dir / "a" / "b"
+    inner.mkdir(parents=True)
+    for d in (guest_dir, guest_dir / "a", inner):
+        d.chmod(0o755)
+    assert lv.unreachable_by_qemu(inner / "disk") is None
+    (guest_dir / "a").chmod(0o700)
+    assert lv.unreachable_by_qemu(inner / "disk") == guest_dir / "a"
+    os.chown(guest_dir / "a", 0, grp.getgrnam("kvm").gr_gid)      # libvirt-qemu is in kvm
+    (guest_dir / "a").chmod(0o710)
+    assert lv.unreachable_by_qemu(inner / "disk") is None
+    (guest_dir / "a").chmod(0o700)
+    os.chown(guest_dir / "a", pwd.getpwnam("libvirt-qemu").pw_uid, 0)
+    assert lv.unreachable_by_qemu(inner / "disk") is None
+    os.chown(guest_dir / "a", 0, 0)
+
+
 # -- a real libvirtd ----------------------------------------------------------------------------
 def _live(names: tuple[str, ...]) -> dict[int, str]:
     """pid -> program of every live (not zombie) process whose program is one of ``names``."""

@@ -293,6 +293,32 @@ def cpu_options(ctx: "Context") -> dict[str, str]:
     return {"cpu_mode": mode}
 
 
+def unreachable_by_qemu(path: Path, user: str = "libvirt-qemu") -> Path | None:
+    """The first directory on the way to ``path`` that QEMU's account cannot pass through, or
+    None. QEMU runs as libvirt-qemu; libvirt hands it the disks and kernels it names (chowning
+    the files), but the directories above them must let it through: a stack under a 0700
+    directory (pytest's tmp dirs, a home) cannot boot guests from its instances path."""
+    import grp
+    import pwd
+
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    groups = {account.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    for directory in [*reversed(Path(path).absolute().parents), Path(path).absolute()]:
+        try:
+            st = directory.stat()
+        except OSError:
+            return None          # what does not exist yet is made later, by whoever needs it
+        if not directory.is_dir():
+            continue
+        bit = (0o100 if st.st_uid == account.pw_uid else 0o010 if st.st_gid in groups else 0o001)
+        if not st.st_mode & bit:
+            return directory
+    return None
+
+
 # -- the project ----------------------------------------------------------------------------------
 _ACL_BEGIN = "# stackmagic: cgroup_device_acl (devstack's configure_libvirt)"
 _ACL_END = "# stackmagic: end"
