@@ -17,7 +17,7 @@ a config file of ours under ``$STACK_CONF_DIR/libvirt`` (``-f``), so Debian's
 What configure changes outside our own files, and why:
 
 - ``/dev/kvm`` gets group ``kvm`` and mode 0660, what Debian's udev rules give it (there is no
-  udev here: it is 0600 root). libvirtd probes QEMU as ``libvirt-qemu`` (a member of ``kvm``);
+  udev here: it is 0600 root), in configure and again just before libvirtd starts. libvirtd probes QEMU as ``libvirt-qemu`` (a member of ``kvm``);
   when that user cannot open /dev/kvm, libvirtd throws its QEMU capability cache away and
   probes again at every start: ~12 s before it answers, 0.2 s once the device is readable.
   This changes nothing the KVM probe below decides (it runs as root).
@@ -33,7 +33,9 @@ code under ``qemu -accel kvm`` that go from real mode to 64-bit mode and run ``l
 cmpxchg16b`` (what a Debian kernel died on), then report through QEMU's isa-debug-exit port.
 
 Nova's module uses :func:`virt_type` and :func:`cpu_options` in its configure (nova-cpu.conf's
-``[libvirt]`` virt_type, cpu_mode, cpu_models) and :func:`why_unavailable` for a clear error.
+``[libvirt]`` virt_type, cpu_mode, cpu_models), :func:`why_unavailable` for a clear error, and
+:func:`unreachable_by_qemu` to check that guests' files can be reached. ``Libvirt.plan_notes``
+gives the line ``plan`` shows.
 """
 
 from __future__ import annotations
@@ -422,8 +424,12 @@ class Libvirt(Project):
                       health=CommandCheck(("virt-admin", "-c", "virtlogd:///system", "version"),
                                           timeout=5),
                       timeout=30)
-        yield Process("libvirtd", [shutil.which("libvirtd") or "/usr/sbin/libvirtd", "-f",
-                                   str(conf / "libvirtd.conf")], cwd=cwd, needs_root=True,
+        argv = [shutil.which("libvirtd") or "/usr/sbin/libvirtd", "-f", str(conf / "libvirtd.conf")]
+        if KVM_DEVICE.exists():
+            # /dev/kvm is 0600 again after a reboot, and configure does not run again then
+            argv = ["/bin/sh", "-c", f"chgrp kvm {KVM_DEVICE} && chmod 0660 {KVM_DEVICE}; "
+                    'exec "$0" "$@"', *argv]
+        yield Process("libvirtd", argv, cwd=cwd, needs_root=True,
                       after=("virtlogd",), endpoint="qemu:///system",
                       health=CommandCheck(("virsh", "-c", "qemu:///system", "version"), timeout=5),
                       timeout=90, stop_timeout=20)
