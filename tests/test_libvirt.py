@@ -159,7 +159,7 @@ def test_libvirt_type_from_the_configuration_is_honoured_or_refused_with_the_rea
         assert Libvirt().plan_notes(ctx)[0].startswith("hypervisor: error: LIBVIRT_TYPE=kvm")
     ctx = _engine(tmp_path).ctx
     assert lv.virt_type(ctx)[0] == found["type"]
-    assert Libvirt().plan_notes(ctx) == [f"hypervisor: libvirt {found['type']} ({found['reason']})"]
+    assert Libvirt().plan_notes(ctx) == [f"hypervisor: libvirt, virt_type {found['reason']}"]
 
 
 Libvirt = lv.Libvirt

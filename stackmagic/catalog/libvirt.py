@@ -363,10 +363,10 @@ class Libvirt(Project):
         if why is not None:
             return [f"hypervisor: libvirt not available: {why}"]
         try:
-            kind, reason = virt_type(ctx)
+            _, reason = virt_type(ctx)
         except ConfigError as err:
             return [f"hypervisor: error: {err}"]
-        return [f"hypervisor: libvirt {kind} ({reason})"]
+        return [f"hypervisor: libvirt, virt_type {reason}"]
 
     def conf(self, ctx: "Context") -> Path:
         return ctx.conf_dir("libvirt")
