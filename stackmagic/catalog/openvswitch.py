@@ -137,7 +137,7 @@ def kernel_datapath() -> tuple[bool, str]:
                 return True, "the kernel module openvswitch can be loaded"
         except (OSError, subprocess.TimeoutExpired):
             pass
-    return False, "the kernel has no openvswitch module (none loaded, none loadable)"
+    return False, "no openvswitch kernel module here, none loaded or loadable"
 
 
 def _genl_family_exists(name: str) -> bool:
@@ -231,11 +231,23 @@ def remove_datapath_devices(ctx: "Context", names: Iterable[str]) -> list[str]:
     names = list(names)
     if not _any_vswitchd():
         names.append("ovs-netdev")
+        # the kernel's datapath (and its bridge devices) outlives ovs-vswitchd too
+        dpctl = shutil.which("ovs-dpctl")
+        if dpctl and Path("/sys/class/net/ovs-system").exists() and _kind_or_none(ctx) == "system":
+            subprocess.run([dpctl, "del-dp", "system@ovs-system"], capture_output=True, timeout=20)
+            gone.append("ovs-system")
     for name in names:
         if Path(f"/sys/class/net/{name}/tun_flags").exists():
             subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=20)
             gone.append(name)
     return gone
+
+
+def _kind_or_none(ctx: "Context") -> str | None:
+    try:
+        return datapath(ctx)[0]
+    except ConfigError:
+        return None
 
 
 def _any_vswitchd() -> bool:

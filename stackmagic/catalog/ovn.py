@@ -123,6 +123,14 @@ class OVN(Project):
     requires = (Need("vswitch", before="init"),)      # its init configures the local switch
     ports = {"OVN_NB_PORT": NB_PORT, "OVN_SB_PORT": SB_PORT}
 
+    def plan_notes(self, ctx: "Context") -> list[str]:
+        """Where the public network's gateway lives (not on the host), and how to get there."""
+        if "ovn-controller" not in self.enabled_services(ctx):
+            return []
+        return [f"public network gateway {', '.join(provider.gateways(ctx))} in network namespace "
+                f"{provider.namespace(ctx)} on {public_bridge(ctx)}, not on the host; run commands "
+                "there with: stackmagic provider -- COMMAND"]
+
     def init(self, ctx: "Context") -> None:
         """The NB and SB database files (kept until clean), the switch's external_ids for
         ovn-controller and the bridges (devstack's _start_ovs and create_public_bridge)."""
