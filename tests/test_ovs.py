@@ -89,6 +89,9 @@ def test_ovs_and_ovn_carry_tcp_between_namespaces_and_leave_nothing(tmp_path):
     from stackmagic.engine import Engine
     from stackmagic import provider
 
+    if ovs.vswitchd_pids():
+        pytest.skip("another Open vSwitch runs on this machine; a second cannot share its datapath "
+                    "device (the stack refuses to start one beside it)")
     tag = uuid.uuid4().hex[:6]
     names = {"OVS_BRIDGE": f"tbi{tag}", "PUBLIC_BRIDGE": f"tbe{tag}",
              "PROVIDER_NAMESPACE": f"smtest-provider-{tag}", "PROVIDER_VETH": f"tpv{tag}"}
@@ -104,87 +107,87 @@ def test_ovs_and_ovn_carry_tcp_between_namespaces_and_leave_nothing(tmp_path):
     meta = f"ovnmeta-{uuid.uuid4()}"          # as Neutron's metadata agent names its namespaces
     stranger = f"ovnmeta-{uuid.uuid4()}"      # one that is not joined to our switch
     test_namespaces = [ns1, ns2, ns3, meta, stranger]
-    engine = Engine(load_config(conf))
-    ctx = engine.ctx
-    pids = {}
     try:
-        summary = engine.stack()
-        status = {s.service: s for s in summary.services}
-        assert set(status) == SERVICES
-        assert all(s.healthy for s in status.values()), {n: s.detail for n, s in status.items()}
-        pids = {n: s.pid for n, s in status.items()}
-        vsctl = ovs.vsctl_argv(ctx)
-        nbctl = ovn.nbctl_argv(ctx)
+        engine = Engine(load_config(conf))
+        ctx = engine.ctx
+        pids = {}
+        try:
+            summary = engine.stack()
+            status = {s.service: s for s in summary.services}
+            assert set(status) == SERVICES
+            assert all(s.healthy for s in status.values()), {n: s.detail for n, s in status.items()}
+            pids = {n: s.pid for n, s in status.items()}
+            vsctl = ovs.vsctl_argv(ctx)
+            nbctl = ovn.nbctl_argv(ctx)
 
-        # the probe: no openvswitch module here, so the userspace datapath, said in plan's notes
-        kind = "system" if Path("/sys/module/openvswitch").exists() else "netdev"
-        (note,) = ovs.OpenVSwitch().plan_notes(ctx)
-        assert f"datapath: {kind}" in note
-        assert sh(*vsctl, "get", "Bridge", names["OVS_BRIDGE"], "datapath_type") == kind
-        assert sh(*vsctl, "get", "Bridge", names["OVS_BRIDGE"], "fail_mode") == "secure"
-        if kind == "netdev":
-            # userspace TSO is in the database, and ovs-vswitchd read it when it started
-            assert sh(*vsctl, "get", "Open_vSwitch", ".", "other_config:userspace-tso-enable") == '"true"'
-            log = Path(status["ovs-vswitchd"].logfile).read_text()
-            assert "Userspace TCP Segmentation Offloading support enabled" in log
+            # the probe: no openvswitch module here, so the userspace datapath, said in plan's notes
+            kind = "system" if Path("/sys/module/openvswitch").exists() else "netdev"
+            (note,) = ovs.OpenVSwitch().plan_notes(ctx)
+            assert f"datapath: {kind}" in note
+            assert sh(*vsctl, "get", "Bridge", names["OVS_BRIDGE"], "datapath_type") == kind
+            assert sh(*vsctl, "get", "Bridge", names["OVS_BRIDGE"], "fail_mode") == "secure"
+            if kind == "netdev":
+                # userspace TSO is in the database, and ovs-vswitchd read it when it started
+                assert sh(*vsctl, "get", "Open_vSwitch", ".", "other_config:userspace-tso-enable") == '"true"'
+                log = Path(status["ovs-vswitchd"].logfile).read_text()
+                assert "Userspace TCP Segmentation Offloading support enabled" in log
 
-        # ovn-controller registered this host as a chassis in the Southbound database
-        chassis = sh(*ovn.sbctl_argv(ctx), "show")
-        assert f"hostname: {ovs.hostname()}" in chassis
-        assert sh(*vsctl, "get", "Open_vSwitch", ".", "external_ids:ovn-remote").strip('"') == \
-            ovn.sb_connection(ctx)
+            # ovn-controller registered this host as a chassis in the Southbound database
+            chassis = sh(*ovn.sbctl_argv(ctx), "show")
+            assert f"hostname: {ovs.hostname()}" in chassis
+            assert sh(*vsctl, "get", "Open_vSwitch", ".", "external_ids:ovn-remote").strip('"') == \
+                ovn.sb_connection(ctx)
 
-        # a logical switch, two logical ports bound to two namespaces through br-int
-        sh(*nbctl, "ls-add", f"tls{tag}")
-        for i, ns in ((1, ns1), (2, ns2)):
-            mac, ip = f"52:54:00:00:00:0{i}", f"10.77.0.1{i}"
-            sh(*nbctl, "lsp-add", f"tls{tag}", f"tlp{tag}{i}", "--",
-               "lsp-set-addresses", f"tlp{tag}{i}", f"{mac} {ip}")
-            plug(ns, f"tv{tag}{i}", mac, f"{ip}/24", names["OVS_BRIDGE"], vsctl, f"tlp{tag}{i}")
-        assert wait_until(lambda: all(
-            sh(*nbctl, "get", "Logical_Switch_Port", f"tlp{tag}{i}", "up") == "true" for i in (1, 2)), 20)
-        assert wait_until(lambda: subprocess.run(
-            ["ip", "netns", "exec", ns1, "ping", "-c1", "-W1", "10.77.0.12"],
-            capture_output=True).returncode == 0, 20)
-        sent, got = fetch(ns1, ns2, "10.77.0.12", tmp_path, 4 << 20)
-        assert got == sent
+            # a logical switch, two logical ports bound to two namespaces through br-int
+            sh(*nbctl, "ls-add", f"tls{tag}")
+            for i, ns in ((1, ns1), (2, ns2)):
+                mac, ip = f"52:54:00:00:00:0{i}", f"10.77.0.1{i}"
+                sh(*nbctl, "lsp-add", f"tls{tag}", f"tlp{tag}{i}", "--",
+                   "lsp-set-addresses", f"tlp{tag}{i}", f"{mac} {ip}")
+                plug(ns, f"tv{tag}{i}", mac, f"{ip}/24", names["OVS_BRIDGE"], vsctl, f"tlp{tag}{i}")
+            assert wait_until(lambda: all(
+                sh(*nbctl, "get", "Logical_Switch_Port", f"tlp{tag}{i}", "up") == "true" for i in (1, 2)), 20)
+            assert wait_until(lambda: subprocess.run(
+                ["ip", "netns", "exec", ns1, "ping", "-c1", "-W1", "10.77.0.12"],
+                capture_output=True).returncode == 0, 20)
+            sent, got = fetch(ns1, ns2, "10.77.0.12", tmp_path, 4 << 20)
+            assert got == sent
 
-        # the provider namespace: the public gateway on its veth, whose host end is a port of
-        # br-ex with no address; it reaches a port on the public network (OVN localnet on br-ex)
-        inside = json.loads(sh("ip", "-n", names["PROVIDER_NAMESPACE"], "-j", "addr", "show",
-                               "dev", provider.INSIDE))[0]
-        assert {f"{a['local']}/{a['prefixlen']}" for a in inside["addr_info"] if a["scope"] == "global"} \
-            == {"172.24.4.1/24", "2001:db8::2/64"}
-        assert sh(*vsctl, "port-to-br", names["PROVIDER_VETH"]) == names["PUBLIC_BRIDGE"]
-        host_end = json.loads(sh("ip", "-j", "addr", "show", "dev", names["PROVIDER_VETH"]))[0]
-        assert host_end.get("addr_info", []) == []
-        sh(*nbctl, "ls-add", f"tpub{tag}", "--", "lsp-add", f"tpub{tag}", f"tln{tag}", "--",
-           "lsp-set-type", f"tln{tag}", "localnet", "--", "lsp-set-addresses", f"tln{tag}", "unknown",
-           "--", "lsp-set-options", f"tln{tag}", "network_name=public", "--",
-           "lsp-add", f"tpub{tag}", f"tlp{tag}3", "--",
-           "lsp-set-addresses", f"tlp{tag}3", "52:54:00:00:01:10 172.24.4.10")
-        plug(ns3, f"tv{tag}3", "52:54:00:00:01:10", "172.24.4.10/24", names["OVS_BRIDGE"], vsctl,
-             f"tlp{tag}3")
-        # through the documented way in: `stackmagic provider -- COMMAND`
-        ping = [sys.executable, "-m", "stackmagic", "provider", "-c", str(conf), "--",
-                "ping", "-c1", "-W1", "172.24.4.10"]
-        assert wait_until(lambda: subprocess.run(ping, capture_output=True).returncode == 0, 20)
-        sent, got = fetch(names["PROVIDER_NAMESPACE"], ns3, "172.24.4.10", tmp_path, 4 << 20)
-        assert got == sent
-        # a route Neutron's data step would add goes into the namespace, not the host
-        provider.add_route(ctx, "10.0.0.0/26", "172.24.4.10")
-        assert "10.0.0.0/26 via 172.24.4.10" in sh("ip", "-n", names["PROVIDER_NAMESPACE"], "route")
+            # the provider namespace: the public gateway on its veth, whose host end is a port of
+            # br-ex with no address; it reaches a port on the public network (OVN localnet on br-ex)
+            inside = json.loads(sh("ip", "-n", names["PROVIDER_NAMESPACE"], "-j", "addr", "show",
+                                   "dev", provider.INSIDE))[0]
+            assert {f"{a['local']}/{a['prefixlen']}" for a in inside["addr_info"] if a["scope"] == "global"} \
+                == {"172.24.4.1/24", "2001:db8::2/64"}
+            assert sh(*vsctl, "port-to-br", names["PROVIDER_VETH"]) == names["PUBLIC_BRIDGE"]
+            host_end = json.loads(sh("ip", "-j", "addr", "show", "dev", names["PROVIDER_VETH"]))[0]
+            assert host_end.get("addr_info", []) == []
+            sh(*nbctl, "ls-add", f"tpub{tag}", "--", "lsp-add", f"tpub{tag}", f"tln{tag}", "--",
+               "lsp-set-type", f"tln{tag}", "localnet", "--", "lsp-set-addresses", f"tln{tag}", "unknown",
+               "--", "lsp-set-options", f"tln{tag}", "network_name=public", "--",
+               "lsp-add", f"tpub{tag}", f"tlp{tag}3", "--",
+               "lsp-set-addresses", f"tlp{tag}3", "52:54:00:00:01:10 172.24.4.10")
+            plug(ns3, f"tv{tag}3", "52:54:00:00:01:10", "172.24.4.10/24", names["OVS_BRIDGE"], vsctl,
+                 f"tlp{tag}3")
+            # through the documented way in: `stackmagic provider -- COMMAND`
+            ping = [sys.executable, "-m", "stackmagic", "provider", "-c", str(conf), "--",
+                    "ping", "-c1", "-W1", "172.24.4.10"]
+            assert wait_until(lambda: subprocess.run(ping, capture_output=True).returncode == 0, 20)
+            sent, got = fetch(names["PROVIDER_NAMESPACE"], ns3, "172.24.4.10", tmp_path, 4 << 20)
+            assert got == sent
+            # a route Neutron's data step would add goes into the namespace, not the host
+            provider.add_route(ctx, "10.0.0.0/26", "172.24.4.10")
+            assert "10.0.0.0/26 via 172.24.4.10" in sh("ip", "-n", names["PROVIDER_NAMESPACE"], "route")
 
-        # a namespace like the metadata agent's, joined to br-int, and one that is not ours
-        plug(meta, f"tm{tag}", "52:54:00:00:02:01", "10.77.0.30/24", names["OVS_BRIDGE"], vsctl)
-        sh("ip", "netns", "add", stranger)
-        for i, ns in ((1, ns1), (2, ns2), (3, ns3)):     # what Nova would remove with its guests
-            sh("ip", "link", "del", f"tv{tag}{i}")
-            sh("ip", "netns", "del", ns)
-    finally:
-        engine.unstack(all=True)
+            # a namespace like the metadata agent's, joined to br-int, and one that is not ours
+            plug(meta, f"tm{tag}", "52:54:00:00:02:01", "10.77.0.30/24", names["OVS_BRIDGE"], vsctl)
+            sh("ip", "netns", "add", stranger)
+            for i, ns in ((1, ns1), (2, ns2), (3, ns3)):     # what Nova would remove with its guests
+                sh("ip", "link", "del", f"tv{tag}{i}")
+                sh("ip", "netns", "del", ns)
+        finally:
+            engine.unstack(all=True)
 
-    try:
         # no daemon, no namespace of ours, no veth, no datapath device; the host as it was
         assert not [n for n, pid in pids.items() if pid and alive(pid)]
         left = provider.namespaces()
@@ -209,6 +212,9 @@ def test_ovs_and_ovn_carry_tcp_between_namespaces_and_leave_nothing(tmp_path):
         assert not [p for p in dbs if p.exists()]
         assert host_view() == before
     finally:
+        # whatever happened: the stack stopped, and the test's own namespaces and veths gone
         Engine(load_config(conf)).unstack(all=True)
         for ns in test_namespaces:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for name in [f"tm{tag}", *(f"tv{tag}{i}" for i in (1, 2, 3))]:
+            subprocess.run(["ip", "link", "del", name], capture_output=True)

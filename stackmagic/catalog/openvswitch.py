@@ -250,15 +250,38 @@ def _kind_or_none(ctx: "Context") -> str | None:
         return None
 
 
-def _any_vswitchd() -> bool:
+def vswitchd_pids() -> list[int]:
+    """Every ovs-vswitchd running on this machine."""
+    pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().strip() == "ovs-vswitchd":
-                    return True
+                    pids.append(int(entry.name))
             except OSError:
                 continue
-    return False
+    return pids
+
+
+def _any_vswitchd() -> bool:
+    return bool(vswitchd_pids())
+
+
+def refuse_another_switch(ctx: "Context") -> None:
+    """Two ovs-vswitchd cannot share one network namespace: the second cannot open the datapath
+    device (``ovs-netdev`` of the userspace datapath, ``ovs-system`` of the kernel's) and makes
+    no bridge. Say so before starting ours beside another."""
+    try:
+        ours = int((rundir(ctx) / "ovs-vswitchd.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ours = None
+    others = [pid for pid in vswitchd_pids() if pid != ours]
+    if others:
+        raise StackError(
+            f"another Open vSwitch runs on this machine (ovs-vswitchd pid {others[0]}), not the one "
+            f"of this stack (OVS_RUNDIR={rundir(ctx)}); two cannot share the host's datapath "
+            "device, so this one would make no bridge. Stop the other one (its stack's unstack), "
+            "then run stack again")
 
 
 # -- the database --------------------------------------------------------------------------------
@@ -349,6 +372,7 @@ class OpenVSwitch(Project):
         """The database (devstack's init_ovn makes it anew; ours is kept until clean), and the
         Open_vSwitch row: system id and hostname as devstack's _start_ovs sets them, and with
         the userspace datapath userspace TSO, before ovs-vswitchd reads it at start."""
+        refuse_another_switch(ctx)
         datadir(ctx).mkdir(parents=True, exist_ok=True)
         rundir(ctx).mkdir(parents=True, exist_ok=True)
         if not db_file(ctx).exists():

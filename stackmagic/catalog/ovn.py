@@ -143,6 +143,7 @@ class OVN(Project):
                 if not path.exists():
                     ctx.run(ovs.tool("ovsdb-tool"), "create", path, SCHEMAS / schema)
         if "ovn-controller" in enabled:
+            ovs.refuse_another_switch(ctx)
             kind = ovs.datapath(ctx)[0]
             ids = {"ovn-remote": sb_connection(ctx), "ovn-bridge": integration_bridge(ctx),
                    "ovn-encap-type": ctx.settings.get("OVN_ENCAP_TYPE") or "geneve",
