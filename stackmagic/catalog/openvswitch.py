@@ -92,6 +92,12 @@ def tool(name: str) -> str:
     return shutil.which(name) or f"/usr/{'sbin' if name in ('ovs-vswitchd', 'ovsdb-server') else 'bin'}/{name}"
 
 
+def in_rundir(rundir: Path, argv: list[str]) -> list[str]:
+    """``argv`` run once ``rundir`` exists: a run directory under /run is gone after a reboot,
+    and the daemons do not make it (a restored service must find it)."""
+    return ["/bin/sh", "-c", 'mkdir -p -- "$0" && exec "$@"', str(rundir), *argv]
+
+
 def vsctl_argv(ctx: "Context", *args: str) -> list[str]:
     """``ovs-vsctl`` on our database (``--no-wait`` is up to the caller)."""
     return [tool("ovs-vsctl"), f"--db=unix:{db_socket(ctx)}", "--timeout=20", *args]
@@ -404,10 +410,10 @@ class OpenVSwitch(Project):
             port, host = ovsdb_port(ctx), local_host(ctx)
             yield Process(
                 "ovsdb-server",
-                [tool("ovsdb-server"), str(db_file(ctx)), f"--remote=punix:{db_socket(ctx)}",
-                 f"--remote=ptcp:{port}:{f'[{host}]' if ':' in host else host}",
-                 f"--pidfile={run}/ovsdb-server.pid",
-                 "--no-chdir", *logs],
+                in_rundir(run, [
+                    tool("ovsdb-server"), str(db_file(ctx)), f"--remote=punix:{db_socket(ctx)}",
+                    f"--remote=ptcp:{port}:{f'[{host}]' if ':' in host else host}",
+                    f"--pidfile={run}/ovsdb-server.pid", "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True, host=host, port=port,
                 # it answers on the socket ovs-vsctl uses and on Neutron's TCP port
                 health=CommandCheck(("sh", "-c", " && ".join(
@@ -417,8 +423,8 @@ class OpenVSwitch(Project):
         if "ovs-vswitchd" in enabled:
             yield Process(
                 "ovs-vswitchd",
-                [tool("ovs-vswitchd"), f"unix:{db_socket(ctx)}", f"--pidfile={run}/ovs-vswitchd.pid",
-                 "--no-chdir", *logs],
+                in_rundir(run, [tool("ovs-vswitchd"), f"unix:{db_socket(ctx)}",
+                                f"--pidfile={run}/ovs-vswitchd.pid", "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True, after=("ovsdb-server",),
                 health=CommandCheck((*appctl, "ovs-vswitchd", "version")), timeout=30)
 

@@ -174,10 +174,11 @@ class OVN(Project):
                 sock = run / f"{base}.sock"
                 yield Process(
                     service,
-                    [ovs.tool("ovsdb-server"), str(datadir(ctx) / f"{base}.db"),
-                     f"--remote=punix:{sock}", f"--remote={_ptcp(listen, port)}",
-                     f"--pidfile={run}/{base}.pid", f"--unixctl={run}/{base}.ctl", "--no-chdir",
-                     *logs],
+                    ovs.in_rundir(run, [
+                        ovs.tool("ovsdb-server"), str(datadir(ctx) / f"{base}.db"),
+                        f"--remote=punix:{sock}", f"--remote={_ptcp(listen, port)}",
+                        f"--pidfile={run}/{base}.pid", f"--unixctl={run}/{base}.ctl", "--no-chdir",
+                        *logs]),
                     cwd=datadir(ctx), env=environ, needs_root=True, host=listen, port=port,
                     # healthy when it answers where Neutron and ovn-controller connect
                     health=CommandCheck((ovs.tool("ovsdb-client"), "--timeout=3", "list-dbs",
@@ -185,9 +186,10 @@ class OVN(Project):
                     endpoint=_tcp(ctx.settings.service_host, port), timeout=30)
             yield Process(
                 "ovn-northd",
-                [ovs.tool("ovn-northd"), f"--ovnnb-db=unix:{run}/ovnnb_db.sock",
-                 f"--ovnsb-db=unix:{run}/ovnsb_db.sock", f"--pidfile={run}/ovn-northd.pid",
-                 "--no-chdir", *logs],
+                ovs.in_rundir(run, [
+                    ovs.tool("ovn-northd"), f"--ovnnb-db=unix:{run}/ovnnb_db.sock",
+                    f"--ovnsb-db=unix:{run}/ovnsb_db.sock", f"--pidfile={run}/ovn-northd.pid",
+                    "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True, after=("ovn-nb-db", "ovn-sb-db"),
                 # active, and it has written the SB_Global row: an ovn-controller 23.03 that
                 # meets a Southbound database without it dies (a NULL dereference, SIGSEGV)
@@ -200,8 +202,8 @@ class OVN(Project):
             check = " ".join([*appctl, "ovn-controller", "connection-status"])
             yield Process(
                 "ovn-controller",
-                [ovs.tool("ovn-controller"), f"unix:{ovs.db_socket(ctx)}",
-                 f"--pidfile={run}/ovn-controller.pid", "--no-chdir", *logs],
+                ovs.in_rundir(run, [ovs.tool("ovn-controller"), f"unix:{ovs.db_socket(ctx)}",
+                                    f"--pidfile={run}/ovn-controller.pid", "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True,
                 # (those of them this stack runs): the switch, and northd's Southbound content
                 after=("ovs-vswitchd", "ovn-sb-db", "ovn-northd"),
