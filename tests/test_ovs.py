@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -152,6 +153,20 @@ def test_ovs_and_ovn_carry_tcp_between_namespaces_and_leave_nothing(tmp_path):
                 capture_output=True).returncode == 0, 20)
             sent, got = fetch(ns1, ns2, "10.77.0.12", tmp_path, 4 << 20)
             assert got == sent
+
+            # SIGKILL of the switch: status sees it down, the next stack restarts only it, and
+            # ovn-controller puts the flows back (the bridges' devices outlived it)
+            victim = int((ovs.rundir(ctx) / "ovs-vswitchd.pid").read_text())
+            os.kill(victim, signal.SIGKILL)
+            assert wait_until(lambda: not alive(victim))
+            assert wait_until(lambda: not {s.service: s for s in Engine(load_config(conf)).status()}[
+                "ovs-vswitchd"].running)
+            restored = Engine(load_config(conf)).stack()
+            assert [r.step for r in restored.ran] == ["start ovs-vswitchd"]
+            assert wait_until(lambda: subprocess.run(
+                ["ip", "netns", "exec", ns1, "ping", "-c1", "-W1", "10.77.0.12"],
+                capture_output=True).returncode == 0, 20)
+            pids = {s.service: s.pid for s in restored.services}
 
             # the provider namespace: the public gateway on its veth, whose host end is a port of
             # br-ex with no address; it reaches a port on the public network (OVN localnet on br-ex)
