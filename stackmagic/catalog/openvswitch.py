@@ -371,7 +371,10 @@ class OpenVSwitch(Project):
 
     def plan_notes(self, ctx: "Context") -> list[str]:
         """What plan says about this switch: its datapath and why."""
-        kind, why = datapath(ctx)
+        try:
+            kind, why = datapath(ctx)
+        except ConfigError as err:          # the stack refuses it with the same words
+            return [f"Open vSwitch datapath: {err}"]
         return [f"Open vSwitch datapath: {kind} ({why})"]
 
     def init(self, ctx: "Context") -> None:

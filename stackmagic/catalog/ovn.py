@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Iterable
 from stackmagic import provider
 from stackmagic.catalog import openvswitch as ovs
 from stackmagic.catalog.base import Need, Process, Project
+from stackmagic.errors import ConfigError
 from stackmagic.health import CommandCheck
 
 if TYPE_CHECKING:
@@ -127,7 +128,11 @@ class OVN(Project):
         """Where the public network's gateway lives (not on the host), and how to get there."""
         if "ovn-controller" not in self.enabled_services(ctx):
             return []
-        return [f"public network gateway {', '.join(provider.gateways(ctx))} in network namespace "
+        try:
+            addresses = provider.gateways(ctx)
+        except ConfigError as err:          # the stack refuses it with the same words
+            return [f"public network gateway: {err}"]
+        return [f"public network gateway {', '.join(addresses)} in network namespace "
                 f"{provider.namespace(ctx)} on {public_bridge(ctx)}, not on the host; run commands "
                 "there with: stackmagic provider -- COMMAND"]
 
