@@ -233,3 +233,31 @@ def test_ovs_and_ovn_carry_tcp_between_namespaces_and_leave_nothing(tmp_path):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         for name in [f"tm{tag}", *(f"tv{tag}{i}" for i in (1, 2, 3))]:
             subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
+def test_the_provider_side_refuses_a_host_device_and_bad_ranges(tmp_path):
+    """A PROVIDER_VETH that names a device of the host (not our veth) is refused before anything
+    changes; a public range that is not a network, or a gateway outside it, is a clear error."""
+    from stackmagic import provider
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+    from stackmagic.errors import ConfigError
+
+    def ctx(*lines: str):
+        conf = tmp_path / "localrc"
+        conf.write_text("\n".join([*sandbox(tmp_path, "prov"), "disable_all_services",
+                                   f"PROVIDER_NAMESPACE=smtest-refused-{uuid.uuid4().hex[:6]}",
+                                   *lines]) + "\n")
+        return Engine(load_config(conf)).ctx
+
+    refused = ctx("PROVIDER_VETH=lo")
+    with pytest.raises(ConfigError, match="PROVIDER_VETH=lo names a device"):
+        provider.ensure(refused)
+    assert provider.namespace(refused) not in provider.namespaces()
+    assert provider.remove(refused) == []                  # lo is not ours to delete
+    assert Path("/sys/class/net/lo").exists()
+    with pytest.raises(ConfigError, match="FLOATING_RANGE='bogus' is not a network"):
+        provider.gateways(ctx("FLOATING_RANGE=bogus"))
+    with pytest.raises(ConfigError, match="outside FLOATING_RANGE"):
+        provider.gateways(ctx("PUBLIC_NETWORK_GATEWAY=10.1.1.1"))
+    assert provider.gateways(ctx("IP_VERSION=4", "FLOATING_RANGE=192.0.2.0/25")) == ["192.0.2.1/25"]
