@@ -22,7 +22,9 @@ Neutron uses :func:`nb_connection`, :func:`sb_connection` and
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -113,6 +115,39 @@ def sbctl_argv(ctx: "Context", *args: str) -> list[str]:
 
 _DBS = {"nb": ("ovn-nb-db", "ovnnb_db", "ovn-nb.ovsschema", "OVN_NB_PORT", NB_PORT),
         "sb": ("ovn-sb-db", "ovnsb_db", "ovn-sb.ovsschema", "OVN_SB_PORT", SB_PORT)}
+_SCHEMA_NAMES = {"nb": ("OVN_Northbound", "NB_Global"), "sb": ("OVN_Southbound", "SB_Global")}
+INACTIVITY_PROBE_MS = 60000         # devstack's: a busy neutron-server is not dropped after 5 s
+
+
+def _set_connection(ctx: "Context", key: str) -> None:
+    """devstack's ``ovn-nbctl set-connection ptcp:6641:$SERVICE_LISTEN_ADDRESS -- set connection .
+    inactivity_probe=60000`` (and the same for the SB): the TCP listener is a Connection row the
+    server reads (``--remote=db:...``). Through the running server, or written into the file
+    while none holds it; the global row it hangs on is made when missing (as set-connection
+    does), so an ovn-controller never meets a Southbound database without SB_Global."""
+    _, base, _, setting, default = _DBS[key]
+    schema, table = _SCHEMA_NAMES[key]
+    target = _ptcp(ctx.settings.service_listen, ctx.settings.int(setting, default))
+    sock = rundir(ctx) / f"{base}.sock"
+    ctl = nbctl_argv if key == "nb" else sbctl_argv
+    answers = sock.exists() and subprocess.run(
+        [ovs.tool("ovsdb-client"), "--timeout=3", "list-dbs", f"unix:{sock}"],
+        capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
+    if answers:
+        ctx.run(*ctl(ctx, "set-connection", target, "--", "set", "connection", ".",
+                     f"inactivity_probe={INACTIVITY_PROBE_MS}"), env=env(ctx))
+        return
+    path = datadir(ctx) / f"{base}.db"
+    found = json.loads(ctx.run(ovs.tool("ovsdb-tool"), "query", path, json.dumps(
+        [schema, {"op": "select", "table": table, "where": [], "columns": ["_uuid"]}]), quiet=True))
+    connection = {"op": "insert", "table": "Connection", "uuid-name": "listener",
+                  "row": {"target": target, "inactivity_probe": INACTIVITY_PROBE_MS}}
+    refer = {"connections": ["named-uuid", "listener"]}
+    if found[0]["rows"]:
+        glob = {"op": "update", "table": table, "where": [], "row": refer}
+    else:
+        glob = {"op": "insert", "table": table, "row": refer}
+    ctx.run(ovs.tool("ovsdb-tool"), "transact", path, json.dumps([schema, connection, glob]))
 
 
 class OVN(Project):
@@ -143,10 +178,11 @@ class OVN(Project):
         rundir(ctx).mkdir(parents=True, exist_ok=True)
         enabled = self.enabled_services(ctx)
         if "ovn-northd" in enabled:
-            for _, base, schema, _, _ in _DBS.values():
+            for key, (_, base, schema, _, _) in _DBS.items():
                 path = datadir(ctx) / f"{base}.db"
                 if not path.exists():
                     ctx.run(ovs.tool("ovsdb-tool"), "create", path, SCHEMAS / schema)
+                _set_connection(ctx, key)
         if "ovn-controller" in enabled:
             ovs.refuse_another_switch(ctx)
             kind = ovs.datapath(ctx)[0]
@@ -181,7 +217,8 @@ class OVN(Project):
                     service,
                     ovs.in_rundir(run, [
                         ovs.tool("ovsdb-server"), str(datadir(ctx) / f"{base}.db"),
-                        f"--remote=punix:{sock}", f"--remote={_ptcp(listen, port)}",
+                        f"--remote=punix:{sock}", f"--remote=db:{_SCHEMA_NAMES[key][0]},"
+                        f"{_SCHEMA_NAMES[key][1]},connections",
                         f"--pidfile={run}/{base}.pid", f"--unixctl={run}/{base}.ctl", "--no-chdir",
                         *logs]),
                     cwd=datadir(ctx), env=environ, needs_root=True, host=listen, port=port,
