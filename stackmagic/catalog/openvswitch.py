@@ -199,7 +199,11 @@ def userspace(ctx: "Context") -> bool:
 # -- bridges --------------------------------------------------------------------------------------
 def add_bridge(ctx: "Context", name: str, *settings: str) -> None:
     """``ovs-vsctl --may-exist add-br`` with the datapath type (devstack's
-    ovn_base_setup_bridge), plus ``settings`` (``fail_mode=secure`` ...); idempotent."""
+    ovn_base_setup_bridge), plus ``settings`` (``fail_mode=secure`` ...); idempotent. A name
+    that is a device of the host other than a bridge of Open vSwitch is refused."""
+    if Path(f"/sys/class/net/{name}").exists() and name not in bridges_in_db(ctx):
+        raise ConfigError(f"the bridge name {name} is a network device of this host already; "
+                          "choose another (OVS_BRIDGE, PUBLIC_BRIDGE or OVN_BRIDGE_MAPPINGS)")
     kind = datapath(ctx)[0]
     vsctl(ctx, "--no-wait", "--may-exist", "add-br", name,
           "--", "set", "Bridge", name, f"datapath_type={kind}", *settings,
