@@ -5,7 +5,7 @@ namespaces the stack or this test made: an OVN logical switch carries ping and a
 between two test namespaces, and the provider namespace reaches a port on the public network
 through br-ex. unstack --all leaves no daemon, namespace or veth; clean removes the databases.
 
-Slow (~15 s), root only.
+The stack test is slow (~10 s) and root only; the others are quick.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from stackmagic.process_info import alive
 from stackmagic.samples import sandbox
 from tests.conftest import wait_until
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(os.geteuid() != 0, reason="Open vSwitch runs only as root")]
+root = pytest.mark.skipif(os.geteuid() != 0, reason="Open vSwitch runs only as root")
 
 SERVICES = {"ovsdb-server", "ovs-vswitchd", "ovn-nb-db", "ovn-sb-db", "ovn-northd", "ovn-controller"}
 
@@ -83,6 +82,8 @@ def fetch(client_ns: str, server_ns: str, address: str, root: Path, size: int) -
     return hashlib.sha256(blob.read_bytes()).hexdigest(), got
 
 
+@pytest.mark.slow
+@root
 def test_ovs_and_ovn_carry_tcp_between_namespaces_and_leave_nothing(tmp_path):
     from stackmagic.catalog import openvswitch as ovs
     from stackmagic.catalog import ovn
@@ -235,6 +236,7 @@ def test_ovs_and_ovn_carry_tcp_between_namespaces_and_leave_nothing(tmp_path):
             subprocess.run(["ip", "link", "del", name], capture_output=True)
 
 
+@root
 def test_the_provider_side_refuses_a_host_device_and_bad_ranges(tmp_path):
     """A PROVIDER_VETH that names a device of the host (not our veth) is refused before anything
     changes; a public range that is not a network, or a gateway outside it, is a clear error."""
@@ -261,3 +263,32 @@ def test_the_provider_side_refuses_a_host_device_and_bad_ranges(tmp_path):
     with pytest.raises(ConfigError, match="outside FLOATING_RANGE"):
         provider.gateways(ctx("PUBLIC_NETWORK_GATEWAY=10.1.1.1"))
     assert provider.gateways(ctx("IP_VERSION=4", "FLOATING_RANGE=192.0.2.0/25")) == ["192.0.2.1/25"]
+
+
+def test_the_datapath_is_probed_and_a_setting_that_cannot_work_is_refused(tmp_path):
+    """No OVS_DATAPATH_TYPE: the kernel's datapath when its module is there, else the userspace
+    one, with the reason; a value that cannot work here says what to change."""
+    from stackmagic.catalog import openvswitch as ovs
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+    from stackmagic.errors import ConfigError
+
+    def ctx(*lines: str):
+        conf = tmp_path / "localrc"
+        conf.write_text("\n".join([*sandbox(tmp_path, "dp"), "disable_all_services",
+                                   "enable_service ovsdb-server ovs-vswitchd", *lines]) + "\n")
+        return Engine(load_config(conf)).ctx
+
+    kernel = Path("/sys/module/openvswitch").exists()
+    assert ovs.kernel_datapath()[0] == kernel
+    kind, why = ovs.datapath(ctx())
+    assert kind == ("system" if kernel else "netdev")
+    assert (note := ovs.OpenVSwitch().plan_notes(ctx())[0]).startswith(f"Open vSwitch datapath: {kind} (")
+    assert why in note
+    assert ovs.datapath(ctx("OVS_DATAPATH_TYPE=netdev")) == ("netdev", "OVS_DATAPATH_TYPE=netdev is set")
+    with pytest.raises(ConfigError, match="OVS_DATAPATH_TYPE=dpdk is not supported; use one of: system, netdev"):
+        ovs.datapath(ctx("OVS_DATAPATH_TYPE=dpdk"))
+    if not kernel:
+        with pytest.raises(ConfigError, match="unset OVS_DATAPATH_TYPE or set it to netdev"):
+            ovs.datapath(ctx("OVS_DATAPATH_TYPE=system"))
+        assert "unset OVS_DATAPATH_TYPE" in ovs.OpenVSwitch().plan_notes(ctx("OVS_DATAPATH_TYPE=system"))[0]
