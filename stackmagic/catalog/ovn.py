@@ -233,8 +233,8 @@ class OVN(Project):
                     f"--ovnsb-db=unix:{run}/ovnsb_db.sock", f"--pidfile={run}/ovn-northd.pid",
                     "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True, after=("ovn-nb-db", "ovn-sb-db"),
-                # active, and it has written the SB_Global row: an ovn-controller 23.03 that
-                # meets a Southbound database without it dies (a NULL dereference, SIGSEGV)
+                # active, and the SB_Global row is there (init writes it with the listener; an
+                # ovn-controller 23.03 that meets a Southbound database without it dies: SIGSEGV)
                 health=CommandCheck(("sh", "-c", " ".join([*appctl, "ovn-northd", "status"])
                                      + " | grep -q 'Status: active' && "
                                      + " ".join(sbctl_argv(ctx, "get", "SB_Global", ".", "nb_cfg"))
