@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -184,6 +185,7 @@ def main() -> None:
         Engine(load_config(conf)).clean()
         left = json.loads(sh("ip", "-j", "netns", "list") or "[]")
         assert not [n for n in left if n["name"] == names["PROVIDER_NAMESPACE"]]
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

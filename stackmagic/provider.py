@@ -157,6 +157,9 @@ def ensure(ctx: "Context") -> None:
 
     ns, host = namespace(ctx), veth(ctx)
     addresses = gateways(ctx)
+    if Path(f"/sys/class/net/{host}").exists() and not _is_veth(host):
+        raise ConfigError(f"PROVIDER_VETH={host} names a device of this host that is not a veth "
+                          "stackmagic made; choose another name (nothing was changed)")
     if ns not in namespaces():
         _ip(ctx, "netns", "add", ns)
     _ip(ctx, "-n", ns, "link", "set", "lo", "up")
@@ -212,7 +215,7 @@ def remove(ctx: "Context") -> list[str]:
     """Delete the veth pair and the namespace (and end what still runs inside it)."""
     gone = []
     host = veth(ctx)
-    if Path(f"/sys/class/net/{host}").exists():
+    if Path(f"/sys/class/net/{host}").exists() and _is_veth(host):
         subprocess.run(["ip", "link", "del", host], capture_output=True, timeout=20)
         gone.append(host)
     ns = namespace(ctx)
@@ -220,6 +223,13 @@ def remove(ctx: "Context") -> list[str]:
         _delete_namespace(ns)
         gone.append(ns)
     return gone
+
+
+def _is_veth(name: str) -> bool:
+    proc = subprocess.run(["ip", "-j", "-d", "link", "show", "dev", name], capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return False
+    return json.loads(proc.stdout)[0].get("linkinfo", {}).get("info_kind") == "veth"
 
 
 def _delete_namespace(ns: str) -> None:
@@ -261,7 +271,8 @@ def remove_namespaces(ctx: "Context", prefix: str) -> list[str]:
         if ours & peers:
             # the host ends first: a deleted namespace's devices go only later, in the background
             for name in peers:
-                subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=20)
+                if _is_veth(name):
+                    subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=20)
             _delete_namespace(ns)
             gone.append(ns)
     return gone

@@ -92,6 +92,12 @@ def tool(name: str) -> str:
     return shutil.which(name) or f"/usr/{'sbin' if name in ('ovs-vswitchd', 'ovsdb-server') else 'bin'}/{name}"
 
 
+def in_rundir(rundir: Path, argv: list[str]) -> list[str]:
+    """``argv`` run once ``rundir`` exists: a run directory under /run is gone after a reboot,
+    and the daemons do not make it (a restored service must find it)."""
+    return ["/bin/sh", "-c", 'mkdir -p -- "$0" && exec "$@"', str(rundir), *argv]
+
+
 def vsctl_argv(ctx: "Context", *args: str) -> list[str]:
     """``ovs-vsctl`` on our database (``--no-wait`` is up to the caller)."""
     return [tool("ovs-vsctl"), f"--db=unix:{db_socket(ctx)}", "--timeout=20", *args]
@@ -137,7 +143,7 @@ def kernel_datapath() -> tuple[bool, str]:
                 return True, "the kernel module openvswitch can be loaded"
         except (OSError, subprocess.TimeoutExpired):
             pass
-    return False, "the kernel has no openvswitch module (none loaded, none loadable)"
+    return False, "no openvswitch kernel module here, none loaded or loadable"
 
 
 def _genl_family_exists(name: str) -> bool:
@@ -193,7 +199,11 @@ def userspace(ctx: "Context") -> bool:
 # -- bridges --------------------------------------------------------------------------------------
 def add_bridge(ctx: "Context", name: str, *settings: str) -> None:
     """``ovs-vsctl --may-exist add-br`` with the datapath type (devstack's
-    ovn_base_setup_bridge), plus ``settings`` (``fail_mode=secure`` ...); idempotent."""
+    ovn_base_setup_bridge), plus ``settings`` (``fail_mode=secure`` ...); idempotent. A name
+    that is a device of the host other than a bridge of Open vSwitch is refused."""
+    if Path(f"/sys/class/net/{name}").exists() and name not in bridges_in_db(ctx):
+        raise ConfigError(f"the bridge name {name} is a network device of this host already; "
+                          "choose another (OVS_BRIDGE, PUBLIC_BRIDGE or OVN_BRIDGE_MAPPINGS)")
     kind = datapath(ctx)[0]
     vsctl(ctx, "--no-wait", "--may-exist", "add-br", name,
           "--", "set", "Bridge", name, f"datapath_type={kind}", *settings,
@@ -231,6 +241,11 @@ def remove_datapath_devices(ctx: "Context", names: Iterable[str]) -> list[str]:
     names = list(names)
     if not _any_vswitchd():
         names.append("ovs-netdev")
+        # the kernel's datapath (and its bridge devices) outlives ovs-vswitchd too
+        dpctl = shutil.which("ovs-dpctl")
+        if dpctl and Path("/sys/class/net/ovs-system").exists() and _kind_or_none(ctx) == "system":
+            subprocess.run([dpctl, "del-dp", "system@ovs-system"], capture_output=True, timeout=20)
+            gone.append("ovs-system")
     for name in names:
         if Path(f"/sys/class/net/{name}/tun_flags").exists():
             subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=20)
@@ -238,15 +253,45 @@ def remove_datapath_devices(ctx: "Context", names: Iterable[str]) -> list[str]:
     return gone
 
 
-def _any_vswitchd() -> bool:
+def _kind_or_none(ctx: "Context") -> str | None:
+    try:
+        return datapath(ctx)[0]
+    except ConfigError:
+        return None
+
+
+def vswitchd_pids() -> list[int]:
+    """Every ovs-vswitchd running on this machine."""
+    pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().strip() == "ovs-vswitchd":
-                    return True
+                    pids.append(int(entry.name))
             except OSError:
                 continue
-    return False
+    return pids
+
+
+def _any_vswitchd() -> bool:
+    return bool(vswitchd_pids())
+
+
+def refuse_another_switch(ctx: "Context") -> None:
+    """Two ovs-vswitchd cannot share one network namespace: the second cannot open the datapath
+    device (``ovs-netdev`` of the userspace datapath, ``ovs-system`` of the kernel's) and makes
+    no bridge. Say so before starting ours beside another."""
+    try:
+        ours = int((rundir(ctx) / "ovs-vswitchd.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ours = None
+    others = [pid for pid in vswitchd_pids() if pid != ours]
+    if others:
+        raise StackError(
+            f"another Open vSwitch runs on this machine (ovs-vswitchd pid {others[0]}), not the one "
+            f"of this stack (OVS_RUNDIR={rundir(ctx)}); two cannot share the host's datapath "
+            "device, so this one would make no bridge. Stop the other one (its stack's unstack), "
+            "then run stack again")
 
 
 # -- the database --------------------------------------------------------------------------------
@@ -330,13 +375,17 @@ class OpenVSwitch(Project):
 
     def plan_notes(self, ctx: "Context") -> list[str]:
         """What plan says about this switch: its datapath and why."""
-        kind, why = datapath(ctx)
+        try:
+            kind, why = datapath(ctx)
+        except ConfigError as err:          # the stack refuses it with the same words
+            return [f"Open vSwitch datapath: {err}"]
         return [f"Open vSwitch datapath: {kind} ({why})"]
 
     def init(self, ctx: "Context") -> None:
         """The database (devstack's init_ovn makes it anew; ours is kept until clean), and the
         Open_vSwitch row: system id and hostname as devstack's _start_ovs sets them, and with
         the userspace datapath userspace TSO, before ovs-vswitchd reads it at start."""
+        refuse_another_switch(ctx)
         datadir(ctx).mkdir(parents=True, exist_ok=True)
         rundir(ctx).mkdir(parents=True, exist_ok=True)
         if not db_file(ctx).exists():
@@ -368,10 +417,10 @@ class OpenVSwitch(Project):
             port, host = ovsdb_port(ctx), local_host(ctx)
             yield Process(
                 "ovsdb-server",
-                [tool("ovsdb-server"), str(db_file(ctx)), f"--remote=punix:{db_socket(ctx)}",
-                 f"--remote=ptcp:{port}:{f'[{host}]' if ':' in host else host}",
-                 f"--pidfile={run}/ovsdb-server.pid",
-                 "--no-chdir", *logs],
+                in_rundir(run, [
+                    tool("ovsdb-server"), str(db_file(ctx)), f"--remote=punix:{db_socket(ctx)}",
+                    f"--remote=ptcp:{port}:{f'[{host}]' if ':' in host else host}",
+                    f"--pidfile={run}/ovsdb-server.pid", "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True, host=host, port=port,
                 # it answers on the socket ovs-vsctl uses and on Neutron's TCP port
                 health=CommandCheck(("sh", "-c", " && ".join(
@@ -381,8 +430,8 @@ class OpenVSwitch(Project):
         if "ovs-vswitchd" in enabled:
             yield Process(
                 "ovs-vswitchd",
-                [tool("ovs-vswitchd"), f"unix:{db_socket(ctx)}", f"--pidfile={run}/ovs-vswitchd.pid",
-                 "--no-chdir", *logs],
+                in_rundir(run, [tool("ovs-vswitchd"), f"unix:{db_socket(ctx)}",
+                                f"--pidfile={run}/ovs-vswitchd.pid", "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True, after=("ovsdb-server",),
                 health=CommandCheck((*appctl, "ovs-vswitchd", "version")), timeout=30)
 

@@ -22,13 +22,16 @@ Neutron uses :func:`nb_connection`, :func:`sb_connection` and
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from stackmagic import provider
 from stackmagic.catalog import openvswitch as ovs
 from stackmagic.catalog.base import Need, Process, Project
+from stackmagic.errors import ConfigError
 from stackmagic.health import CommandCheck
 
 if TYPE_CHECKING:
@@ -112,6 +115,39 @@ def sbctl_argv(ctx: "Context", *args: str) -> list[str]:
 
 _DBS = {"nb": ("ovn-nb-db", "ovnnb_db", "ovn-nb.ovsschema", "OVN_NB_PORT", NB_PORT),
         "sb": ("ovn-sb-db", "ovnsb_db", "ovn-sb.ovsschema", "OVN_SB_PORT", SB_PORT)}
+_SCHEMA_NAMES = {"nb": ("OVN_Northbound", "NB_Global"), "sb": ("OVN_Southbound", "SB_Global")}
+INACTIVITY_PROBE_MS = 60000         # devstack's: a busy neutron-server is not dropped after 5 s
+
+
+def _set_connection(ctx: "Context", key: str) -> None:
+    """devstack's ``ovn-nbctl set-connection ptcp:6641:$SERVICE_LISTEN_ADDRESS -- set connection .
+    inactivity_probe=60000`` (and the same for the SB): the TCP listener is a Connection row the
+    server reads (``--remote=db:...``). Through the running server, or written into the file
+    while none holds it; the global row it hangs on is made when missing (as set-connection
+    does), so an ovn-controller never meets a Southbound database without SB_Global."""
+    _, base, _, setting, default = _DBS[key]
+    schema, table = _SCHEMA_NAMES[key]
+    target = _ptcp(ctx.settings.service_listen, ctx.settings.int(setting, default))
+    sock = rundir(ctx) / f"{base}.sock"
+    ctl = nbctl_argv if key == "nb" else sbctl_argv
+    answers = sock.exists() and subprocess.run(
+        [ovs.tool("ovsdb-client"), "--timeout=3", "list-dbs", f"unix:{sock}"],
+        capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
+    if answers:
+        ctx.run(*ctl(ctx, "set-connection", target, "--", "set", "connection", ".",
+                     f"inactivity_probe={INACTIVITY_PROBE_MS}"), env=env(ctx))
+        return
+    path = datadir(ctx) / f"{base}.db"
+    found = json.loads(ctx.run(ovs.tool("ovsdb-tool"), "query", path, json.dumps(
+        [schema, {"op": "select", "table": table, "where": [], "columns": ["_uuid"]}]), quiet=True))
+    connection = {"op": "insert", "table": "Connection", "uuid-name": "listener",
+                  "row": {"target": target, "inactivity_probe": INACTIVITY_PROBE_MS}}
+    refer = {"connections": ["named-uuid", "listener"]}
+    if found[0]["rows"]:
+        glob = {"op": "update", "table": table, "where": [], "row": refer}
+    else:
+        glob = {"op": "insert", "table": table, "row": refer}
+    ctx.run(ovs.tool("ovsdb-tool"), "transact", path, json.dumps([schema, connection, glob]))
 
 
 class OVN(Project):
@@ -123,6 +159,18 @@ class OVN(Project):
     requires = (Need("vswitch", before="init"),)      # its init configures the local switch
     ports = {"OVN_NB_PORT": NB_PORT, "OVN_SB_PORT": SB_PORT}
 
+    def plan_notes(self, ctx: "Context") -> list[str]:
+        """Where the public network's gateway lives (not on the host), and how to get there."""
+        if "ovn-controller" not in self.enabled_services(ctx):
+            return []
+        try:
+            addresses = provider.gateways(ctx)
+        except ConfigError as err:          # the stack refuses it with the same words
+            return [f"public network gateway: {err}"]
+        return [f"public network gateway {', '.join(addresses)} in network namespace "
+                f"{provider.namespace(ctx)} on {public_bridge(ctx)}, not on the host; run commands "
+                "there with: stackmagic provider -- COMMAND"]
+
     def init(self, ctx: "Context") -> None:
         """The NB and SB database files (kept until clean), the switch's external_ids for
         ovn-controller and the bridges (devstack's _start_ovs and create_public_bridge)."""
@@ -130,11 +178,13 @@ class OVN(Project):
         rundir(ctx).mkdir(parents=True, exist_ok=True)
         enabled = self.enabled_services(ctx)
         if "ovn-northd" in enabled:
-            for _, base, schema, _, _ in _DBS.values():
+            for key, (_, base, schema, _, _) in _DBS.items():
                 path = datadir(ctx) / f"{base}.db"
                 if not path.exists():
                     ctx.run(ovs.tool("ovsdb-tool"), "create", path, SCHEMAS / schema)
+                _set_connection(ctx, key)
         if "ovn-controller" in enabled:
+            ovs.refuse_another_switch(ctx)
             kind = ovs.datapath(ctx)[0]
             ids = {"ovn-remote": sb_connection(ctx), "ovn-bridge": integration_bridge(ctx),
                    "ovn-encap-type": ctx.settings.get("OVN_ENCAP_TYPE") or "geneve",
@@ -165,10 +215,12 @@ class OVN(Project):
                 sock = run / f"{base}.sock"
                 yield Process(
                     service,
-                    [ovs.tool("ovsdb-server"), str(datadir(ctx) / f"{base}.db"),
-                     f"--remote=punix:{sock}", f"--remote={_ptcp(listen, port)}",
-                     f"--pidfile={run}/{base}.pid", f"--unixctl={run}/{base}.ctl", "--no-chdir",
-                     *logs],
+                    ovs.in_rundir(run, [
+                        ovs.tool("ovsdb-server"), str(datadir(ctx) / f"{base}.db"),
+                        f"--remote=punix:{sock}", f"--remote=db:{_SCHEMA_NAMES[key][0]},"
+                        f"{_SCHEMA_NAMES[key][1]},connections",
+                        f"--pidfile={run}/{base}.pid", f"--unixctl={run}/{base}.ctl", "--no-chdir",
+                        *logs]),
                     cwd=datadir(ctx), env=environ, needs_root=True, host=listen, port=port,
                     # healthy when it answers where Neutron and ovn-controller connect
                     health=CommandCheck((ovs.tool("ovsdb-client"), "--timeout=3", "list-dbs",
@@ -176,12 +228,13 @@ class OVN(Project):
                     endpoint=_tcp(ctx.settings.service_host, port), timeout=30)
             yield Process(
                 "ovn-northd",
-                [ovs.tool("ovn-northd"), f"--ovnnb-db=unix:{run}/ovnnb_db.sock",
-                 f"--ovnsb-db=unix:{run}/ovnsb_db.sock", f"--pidfile={run}/ovn-northd.pid",
-                 "--no-chdir", *logs],
+                ovs.in_rundir(run, [
+                    ovs.tool("ovn-northd"), f"--ovnnb-db=unix:{run}/ovnnb_db.sock",
+                    f"--ovnsb-db=unix:{run}/ovnsb_db.sock", f"--pidfile={run}/ovn-northd.pid",
+                    "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True, after=("ovn-nb-db", "ovn-sb-db"),
-                # active, and it has written the SB_Global row: an ovn-controller 23.03 that
-                # meets a Southbound database without it dies (a NULL dereference, SIGSEGV)
+                # active, and the SB_Global row is there (init writes it with the listener; an
+                # ovn-controller 23.03 that meets a Southbound database without it dies: SIGSEGV)
                 health=CommandCheck(("sh", "-c", " ".join([*appctl, "ovn-northd", "status"])
                                      + " | grep -q 'Status: active' && "
                                      + " ".join(sbctl_argv(ctx, "get", "SB_Global", ".", "nb_cfg"))
@@ -191,8 +244,8 @@ class OVN(Project):
             check = " ".join([*appctl, "ovn-controller", "connection-status"])
             yield Process(
                 "ovn-controller",
-                [ovs.tool("ovn-controller"), f"unix:{ovs.db_socket(ctx)}",
-                 f"--pidfile={run}/ovn-controller.pid", "--no-chdir", *logs],
+                ovs.in_rundir(run, [ovs.tool("ovn-controller"), f"unix:{ovs.db_socket(ctx)}",
+                                    f"--pidfile={run}/ovn-controller.pid", "--no-chdir", *logs]),
                 cwd=datadir(ctx), env=environ, needs_root=True,
                 # (those of them this stack runs): the switch, and northd's Southbound content
                 after=("ovs-vswitchd", "ovn-sb-db", "ovn-northd"),

@@ -51,8 +51,6 @@ import base64
 import hashlib
 import json
 import os
-import pwd
-import grp
 import secrets
 import shlex
 import shutil
@@ -61,6 +59,7 @@ from typing import TYPE_CHECKING, Iterable
 from urllib.parse import quote
 
 from stackmagic.catalog.base import Process, Project
+from stackmagic.catalog.system_user import check_reachable, require_account
 from stackmagic.errors import ConfigError, StackError
 from stackmagic.health import CommandCheck
 
@@ -144,13 +143,13 @@ class Rabbit(Project):
         # The broker's account owns only what it writes (its data and logs) and the two secrets
         # it reads; the scripts root runs (health, tools) stay root's.
         if user:
-            _require_account(user)
+            require_account(user, "rabbitmq-server")
         for sub in ("", "bin", "mnesia", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True)
             if user and sub in ("mnesia", "log"):
                 shutil.chown(root / sub, user, user)
         if user:
-            _check_reachable(root, user)
+            check_reachable(root, user, "RabbitMQ")
         cookie = root / ".erlang.cookie"
         if not cookie.exists():
             self._write(ctx, cookie, secrets.token_hex(20), 0o400, owner=user)
@@ -338,31 +337,3 @@ def _stop_strays(ctx: "Context") -> None:
         if holder and holder[0] and _ours(ctx, holder[0]):
             ctx.log(f"stopping pid {holder[0]} ({holder[1][:60]}), left on {setting}")
             stop_pid(holder[0], 30)
-
-
-def _require_account(user: str) -> None:
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        raise StackError(f"there is no system user {user!r}; Debian's rabbitmq-server makes it: "
-                         "apt-get install -y rabbitmq-server") from None
-
-
-def _check_reachable(path: Path, user: str) -> None:
-    """Raise if ``user`` cannot enter every directory above ``path`` (e.g. one of mode 0700)."""
-    account = pwd.getpwnam(user)
-    groups = set(os.getgrouplist(user, account.pw_gid))
-    for parent in reversed(path.parents):
-        st = parent.stat()
-        if st.st_uid == account.pw_uid:
-            ok = st.st_mode & 0o100
-        elif st.st_gid in groups:
-            ok = st.st_mode & 0o010
-        else:
-            ok = st.st_mode & 0o001
-        if not ok:
-            owner, group = pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
-            raise StackError(
-                f"RabbitMQ runs as {user!r}, which cannot enter {parent} (mode {st.st_mode & 0o777:o}, "
-                f"owner {owner}:{group}), so it cannot reach {path}. Choose a DATA_DIR under "
-                f"directories others may enter, or run: chmod o+x {parent}")
