@@ -96,7 +96,8 @@ class Nova(ApiService):
     service_type, service_description = "compute", "Nova Compute Service"
     endpoint_path = "/v2.1"
     requires = (Need("database", before="init"), Need("identity", before="accounts"),
-                Need("message-bus", before="start"),
+                # before init: the cell's vhost is made there (devstack's rpc_backend_add_vhost)
+                Need("message-bus", before="init"),
                 # libvirtd and virtlogd (catalog/libvirt.py), for VIRT_DRIVER=libvirt only: that
                 # project is available only then, so with VIRT_DRIVER=fake the need goes unmet
                 Need("hypervisor", before="start", services=("n-cpu",), optional=True))
@@ -251,13 +252,13 @@ class Nova(ApiService):
             ("oslo_messaging_notifications", "driver", "messagingv2"),
             ("oslo_messaging_notifications", "transport_url", transport_url(ctx)),
             ("notifications", "notification_format", s.get("NOVA_NOTIFICATION_FORMAT") or "unversioned"),
-            (d, "transport_url", transport_url(ctx)),
             (d, "osapi_compute_workers", workers),
             (d, "metadata_workers", workers),
             ("conductor", "workers", workers),
             (d, "graceful_shutdown_timeout", s.int("SERVICE_GRACEFUL_SHUTDOWN_TIMEOUT", 5)),
         ):
             ctx.iniset(conf, section, key, value)
+        rpc_backend(ctx, conf)
         force_drive = s.get("FORCE_CONFIG_DRIVE") or "False"
         if force_drive != "False":
             ctx.iniset(conf, d, "force_config_drive", force_drive)
@@ -351,7 +352,7 @@ class Nova(ApiService):
         ctx.iniset(conf, "database", "connection", Database.url(ctx, CELL1_DB))
         ctx.iniset(conf, "conductor", "workers", s.api_workers)
         ctx.iniset(conf, "DEFAULT", "debug", s.bool("ENABLE_DEBUG_LOG_LEVEL", True))
-        ctx.iniset(conf, "DEFAULT", "transport_url", transport_url(ctx, CELL1_DB))
+        rpc_backend(ctx, conf, CELL1_DB)      # the cell's own vhost (made in init)
         # the cell conductor asks Placement when it reschedules
         if cfg.is_service_enabled("placement-api", "placement-client"):
             keystoneauth(ctx, conf, "placement")
@@ -380,7 +381,7 @@ class Nova(ApiService):
         if self.superconductor(ctx):
             ctx.iniset(cpu, "workarounds", "disable_group_policy_check_upcall", True)
             ctx.iniset(cpu, "filter_scheduler", "track_instance_changes", False)
-            ctx.iniset(cpu, "DEFAULT", "transport_url", transport_url(ctx, CELL1_DB))
+            rpc_backend(ctx, cpu, CELL1_DB)
         from stackmagic import ini
 
         ini.inidelete(cpu, "database", "connection")
@@ -425,6 +426,8 @@ class Nova(ApiService):
         cell1 = self.cell_conf(ctx) if self.superconductor(ctx) else conf
         for db in (API_DB, CELL0_DB, CELL1_DB):
             Database.create(ctx, db)
+        if self.superconductor(ctx):
+            add_vhost(ctx, CELL1_DB)
         # the three schemas side by side (each a nova-manage of its own, as devstack's async_run)
         with ThreadPoolExecutor(max_workers=3) as pool:
             jobs = [pool.submit(self.nova_manage, ctx, [conf], "api_db", "sync"),
@@ -646,14 +649,28 @@ def keystoneauth(ctx: "Context", conf: Path, section: str, user: str = "nova") -
         ctx.iniset(conf, section, key, value)
 
 
-def transport_url(ctx: "Context", vhost: str | None = None) -> str:
+def transport_url(ctx: "Context", vhost: str = "") -> str:
     """The message bus URL (catalog/rabbit.py), on ``vhost`` when given (a cell's own)."""
     from stackmagic.catalog import rabbit
 
-    url = rabbit.transport_url(ctx)
-    if vhost is None:
-        return url
-    return re.sub(r"/[^/@]*$", f"/{vhost}", url)
+    return rabbit.transport_url(ctx, vhost)
+
+
+def rpc_backend(ctx: "Context", conf: Path, vhost: str = "") -> None:
+    """devstack's iniset_rpc_backend nova <conf> DEFAULT [vhost]."""
+    from stackmagic.catalog import rabbit
+
+    rabbit.iniset_rpc_backend(ctx, conf, "DEFAULT", vhost)
+
+
+def add_vhost(ctx: "Context", vhost: str) -> None:
+    """devstack's rpc_backend_add_vhost: ``vhost`` on this stack's broker, RABBIT_USERID may use it."""
+    from stackmagic.catalog import rabbit
+
+    ctl = rabbit.tool(ctx, "rabbitmqctl")
+    ctx.run(ctl, "add_vhost", vhost, timeout=120)           # one that exists is no error
+    user = ctx.settings.get("RABBIT_USERID") or "stackrabbit"
+    ctx.run(ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*", timeout=120)
 
 
 def libvirt_virt_type(ctx: "Context") -> tuple[str, str]:
