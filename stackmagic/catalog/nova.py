@@ -631,7 +631,6 @@ class PlacementClient(Project):
     scheduler must be told where Placement is (nova.conf's ``[placement]``, written by Nova)."""
 
     name = "placement-client"
-    group = "placement"
     services = {"placement-client": "marks a node whose Nova must be told where Placement is"}
 
 
