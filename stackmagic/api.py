@@ -177,7 +177,21 @@ def config_report(cfg) -> dict[str, Any]:
         ],
         "services": describe_services(cfg),
         "warnings": list(cfg.warnings),
+        "notes": project_notes(cfg),
     }
+
+
+def project_notes(cfg) -> list[str]:
+    """What the enabled projects decided for this machine and why (``Project.plan_notes``)."""
+    from stackmagic.catalog import enabled_projects
+    from stackmagic.context import Context
+
+    ctx = Context(cfg, state=None, tmux=None, venv=None)  # type: ignore[arg-type]
+    try:
+        projects, _ = enabled_projects(ctx, [])
+    except ConfigError:
+        return []               # the stack itself reports it
+    return [note for p in projects for note in p.plan_notes(ctx)]
 
 
 def _mask_merge(key: str, value):

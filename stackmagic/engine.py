@@ -195,6 +195,9 @@ class Engine:
                                         for s in plan.steps if s.process})
             for name in plan.unsupported:
                 self._emit(ev.Warning_(f"{name}: enabled, but stackmagic cannot run it yet; skipped"))
+            for project in plan.projects:
+                for note in project.plan_notes(self.ctx):
+                    self._emit(ev.Message(note))
             results = self._run(plan)
         return Summary(results, self.status(plan), time.monotonic() - started,
                        plan.unsupported, list(self.config.warnings))

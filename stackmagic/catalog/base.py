@@ -207,6 +207,11 @@ class Project:
         """(section, key, value) for tempest.conf while it runs (devstack's configure_tempest)."""
         return []
 
+    def plan_notes(self, ctx: "Context") -> list[str]:
+        """One-line decisions ``plan`` and the stack's start show, each with its reason (what a
+        probe chose: "libvirt: virt_type qemu, because ..."). Cheap: plan calls it every time."""
+        return []
+
     def unstack(self, ctx: "Context") -> None:
         """devstack's ``unstack`` plugin phase: after its processes were stopped."""
 

@@ -50,6 +50,8 @@ def run(args) -> int:
             console.print(f"  {name}={value}", markup=False)
     for m in report["merges"]:
         console.print(f"{m['phase']}: {m['file']} [{m['section']}] {m['key']} = {m['value']}", markup=False)
+    for note in report.get("notes", []):
+        console.print(note, markup=False)
     for warning in report["warnings"]:
         render.warning(warning)
     return 0

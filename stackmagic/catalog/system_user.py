@@ -1,0 +1,40 @@
+"""Servers that root starts under a Debian system account (rabbitmq, etcd): the account must
+exist, and it must be able to reach its directory under DATA_DIR."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from pathlib import Path
+
+from stackmagic.errors import StackError
+
+
+def require_account(user: str, package: str) -> None:
+    """Raise, naming the package that makes it, if there is no account ``user``."""
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise StackError(f"there is no system user {user!r}; Debian's {package} makes it: "
+                         f"apt-get install -y {package}") from None
+
+
+def check_reachable(path: Path, user: str, server: str) -> None:
+    """Raise if ``user`` cannot enter every directory above ``path`` (e.g. one of mode 0700)."""
+    account = pwd.getpwnam(user)
+    groups = set(os.getgrouplist(user, account.pw_gid))
+    for parent in reversed(path.parents):
+        st = parent.stat()
+        if st.st_uid == account.pw_uid:
+            ok = st.st_mode & 0o100
+        elif st.st_gid in groups:
+            ok = st.st_mode & 0o010
+        else:
+            ok = st.st_mode & 0o001
+        if not ok:
+            owner, group = pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+            raise StackError(
+                f"{server} runs as {user!r}, which cannot enter {parent} (mode {st.st_mode & 0o777:o}, "
+                f"owner {owner}:{group}), so it cannot reach {path}. Choose a DATA_DIR under "
+                f"directories others may enter, or run: chmod o+x {parent}")
