@@ -154,6 +154,23 @@ def test_a_second_stack_restarts_nothing(stack):
     assert all(s.healthy for s in again.services), {s.service: s.detail for s in again.services}
 
 
+def test_the_compute_config_has_no_database_and_its_cells_bus(stack):
+    from stackmagic import ini
+
+    etc = stack["root"] / "data" / "etc" / "nova"
+    cpu = etc / "nova-cpu.conf"
+    assert ini.iniget(cpu, "database", "connection") is None
+    assert ini.iniget(cpu, "api_database", "connection") is None
+    assert ini.iniget(cpu, "DEFAULT", "compute_driver") == "fake.FakeDriverWithoutFakeNodes"
+    # compute and the cell1 conductor on the cell's vhost, the rest on the default one
+    assert ini.iniget(cpu, "DEFAULT", "transport_url").endswith("/nova_cell1")
+    assert ini.iniget(etc / "nova_cell1.conf", "DEFAULT", "transport_url").endswith("/nova_cell1")
+    assert ini.iniget(etc / "nova.conf", "DEFAULT", "transport_url").endswith("/")
+    assert ini.iniget(etc / "nova.conf", "database", "connection").split("?")[0].endswith("/nova_cell0")
+    for conf in etc.glob("*.conf"):
+        assert conf.stat().st_mode & 0o077 == 0, conf        # they hold passwords
+
+
 def test_no_password_in_a_step_log(stack):
     settings = engine_for(stack["conf"]).config.settings
     secrets = [p for p in (settings.database_password, settings.service_password,
@@ -182,11 +199,36 @@ def test_sqlite_is_refused_with_the_reason(tmp_path):
 
 
 def test_cells_layouts_and_order(tmp_path):
+    (tmp_path / "libvirt").mkdir()
     plan = plan_of(tmp_path)
     starts = {s.process.service: s for s in plan if s.process}
     assert WINDOWS <= set(starts)
     assert {"start n-super-cond", "start n-cond-cell1"} <= set(starts["n-cpu"].deps)
+    libvirt = plan_of(tmp_path / "libvirt", "VIRT_DRIVER=libvirt")
+    cpu = next(s for s in libvirt if s.process and s.process.service == "n-cpu")
+    assert "start libvirtd" in cpu.deps            # n-cpu's hypervisor need, met by libvirt
+    assert not any(s.process.service == "libvirtd" for s in plan if s.process)    # fake: none
     (tmp_path / "single").mkdir()
     single = plan_of(tmp_path / "single", "CELLSV2_SETUP=singleconductor")
     names = {s.process.service for s in single if s.process}
     assert {"n-cond", "n-novnc"} <= names and not {"n-super-cond", "n-cond-cell1"} & names
+
+
+def test_libvirt_compute_config(tmp_path):
+    """nova-cpu.conf for VIRT_DRIVER=libvirt, from catalog/libvirt.py's decision (nothing started)."""
+    from stackmagic import ini
+
+    engine = engine_for(write_conf(tmp_path, "VIRT_DRIVER=libvirt", "LIBVIRT_TYPE=qemu",
+                                   *(f"{p}_PASSWORD=made-up" for p in ("DATABASE", "RABBIT", "SERVICE"))))
+    engine.plan()
+    nova = next(p for p in engine.ctx.projects if p.name == "nova")
+    nova.configure(engine.ctx)
+    cpu = nova.cpu_conf(engine.ctx)
+    get = lambda section, key: ini.iniget(cpu, section, key)  # noqa: E731
+    assert get("DEFAULT", "compute_driver") == "libvirt.LibvirtDriver"
+    assert (get("libvirt", "virt_type"), get("libvirt", "cpu_mode"), get("libvirt", "cpu_models")) == (
+        "qemu", "custom", "Nehalem")
+    assert get("workarounds", "libvirt_disable_apic") == "true"     # devstack, for qemu
+    assert get("database", "connection") is None
+    helper = get("vif_plug_ovs_privileged", "helper_command")
+    assert helper.split()[0].endswith("/venv/bin/privsep-helper") and str(cpu) in helper

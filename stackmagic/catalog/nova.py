@@ -190,12 +190,28 @@ class Nova(ApiService):
                 "services.")
 
     def _check_hypervisor(self, ctx: "Context") -> None:
-        if (ctx.config.is_service_enabled("n-cpu") and self.virt_driver(ctx) == "libvirt"
-                and ctx.projects and not any("hypervisor" in p.provides for p in ctx.projects)):
-            raise ConfigError(
-                "n-cpu with VIRT_DRIVER=libvirt needs libvirtd and virtlogd, which stackmagic "
-                "starts only as root (catalog/libvirt.py): run stack as root, or set "
-                "VIRT_DRIVER=fake (no guests), or disable_service n-cpu")
+        """n-cpu's hypervisor need is optional so that VIRT_DRIVER=fake goes without one; with
+        VIRT_DRIVER=libvirt and no libvirt here (not root), say so instead of starting an n-cpu
+        that cannot work."""
+        if not (ctx.config.is_service_enabled("n-cpu") and self.virt_driver(ctx) == "libvirt"):
+            return
+        if ctx.projects and not any("hypervisor" in p.provides for p in ctx.projects):
+            from stackmagic.catalog import libvirt
+
+            why = libvirt.why_unavailable(ctx) or "no project provides a hypervisor"
+            raise ConfigError(f"n-cpu with VIRT_DRIVER=libvirt needs libvirtd: {why} (or "
+                              "disable_service n-cpu)")
+
+    def plan_notes(self, ctx: "Context") -> list[str]:
+        cfg = ctx.config
+        notes = []
+        if cfg.is_service_enabled("n-cond", "n-api"):
+            notes.append("nova: cells v2 " + (
+                "superconductor: n-super-cond on cell0, n-cond-cell1 on cell1 (its own vhost)"
+                if self.superconductor(ctx) else "singleconductor: one n-cond on cell1"))
+        if cfg.is_service_enabled("n-cpu") and self.virt_driver(ctx) == "fake":
+            notes.append("nova: VIRT_DRIVER=fake: n-cpu runs fake.FakeDriverWithoutFakeNodes, no guests")
+        return notes
 
     # -- lifecycle ------------------------------------------------------------------------
     def packages(self, ctx: "Context") -> tuple[str, ...]:
@@ -673,23 +689,15 @@ def add_vhost(ctx: "Context", vhost: str) -> None:
 
 
 def libvirt_virt_type(ctx: "Context") -> tuple[str, str]:
-    """(virt_type, why) from catalog/libvirt.py, or LIBVIRT_TYPE until that module is there."""
-    try:
-        from stackmagic.catalog import libvirt
-    except ImportError:             # FALLBACK until catalog/libvirt.py lands: delete at merge
-        kind = ctx.settings.get("LIBVIRT_TYPE") or "qemu"
-        return kind, "LIBVIRT_TYPE (catalog/libvirt.py is not there to probe KVM)"
+    """(virt_type, why): catalog/libvirt.py's KVM probe (imported only for VIRT_DRIVER=libvirt)."""
+    from stackmagic.catalog import libvirt
+
     return libvirt.virt_type(ctx)
 
 
 def libvirt_cpu_options(ctx: "Context") -> dict[str, str]:
-    try:
-        from stackmagic.catalog import libvirt
-    except ImportError:             # FALLBACK until catalog/libvirt.py lands: delete at merge
-        s = ctx.settings
-        mode = s.get("LIBVIRT_CPU_MODE") or "custom"
-        return {"cpu_mode": mode, **({"cpu_models": s.get("LIBVIRT_CPU_MODEL") or "Nehalem"}
-                                     if mode == "custom" else {})}
+    from stackmagic.catalog import libvirt
+
     return libvirt.cpu_options(ctx)
 
 
