@@ -232,3 +232,25 @@ def test_libvirt_compute_config(tmp_path):
     assert get("database", "connection") is None
     helper = get("vif_plug_ovs_privileged", "helper_command")
     assert helper.split()[0].endswith("/venv/bin/privsep-helper") and str(cpu) in helper
+
+
+def test_tempest_options(tmp_path):
+    engine = engine_for(write_conf(tmp_path, "VIRT_DRIVER=libvirt", services=NOVA + " tempest"))
+    engine.plan()
+    nova = next(p for p in engine.ctx.projects if p.name == "nova")
+    opts = {(section, key): value for section, key, value in nova.tempest_options(engine.ctx)}
+    assert (opts[("compute", "flavor_ref")], opts[("compute", "flavor_ref_alt")]) == ("42", "84")
+    assert opts[("compute", "max_microversion")] == "latest"
+    assert ("compute", "min_microversion") not in opts
+    assert opts[("compute-feature-enabled", "vnc_console")] == "true"
+    assert opts[("compute-feature-enabled", "resize")] == "true"
+    assert opts[("enforce_scope", "nova")] == "true"
+    # tempest's m1.nano and m1.micro are made with the flavors when tempest is enabled
+    assert {"m1.nano", "m1.micro"} <= {f["name"] for f in nova.flavors(engine.ctx)}
+    fake = engine_for(write_conf(tmp_path, "DEFAULT_INSTANCE_TYPE=m1.tiny"))
+    fake.plan()
+    nova = next(p for p in fake.ctx.projects if p.name == "nova")
+    opts = dict(((s, k), v) for s, k, v in nova.tempest_options(fake.ctx))
+    assert (opts[("compute", "flavor_ref")], opts[("compute", "flavor_ref_alt")]) == ("1", "d1")
+    # no VNC server behind the fake driver's console
+    assert ("compute-feature-enabled", "vnc_console") not in opts

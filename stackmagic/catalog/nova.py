@@ -615,7 +615,10 @@ class Nova(ApiService):
                  (feature, "nova_policy_roles", "admin,manager,member,reader,service")]
         if s.bool("ENABLE_VOLUME_MULTIATTACH", False):
             opts.append((feature, "volume_multiattach", "true"))
-        if cfg.is_service_enabled("n-novnc") or s.bool("NOVA_VNC_ENABLED", False):
+        if (cfg.is_service_enabled("n-novnc") or s.bool("NOVA_VNC_ENABLED", False)) \
+                and self.virt_driver(ctx) == "libvirt":
+            # the fake driver's console points at fakevncconsole.com: the proxy would try to
+            # reach it for tempest's console tests, and there is no VNC server behind it anyway
             opts.append((feature, "vnc_console", "true"))
         if self.new_defaults(ctx):
             opts.append(("enforce_scope", "nova", "true"))
@@ -626,12 +629,13 @@ class Nova(ApiService):
         wanted = ctx.settings.get("DEFAULT_INSTANCE_TYPE")
         if not wanted:
             return "42", "84"
-        known = {name: (fid, disk) for name, fid, _ram, disk, _v in FLAVORS}
+        known = {name: (fid, ram, disk) for name, fid, ram, disk, _v in FLAVORS}
         if wanted not in known:
             raise ConfigError(f"DEFAULT_INSTANCE_TYPE={wanted} is not one of the flavors stackmagic "
                               f"creates: {', '.join(known)}")
-        ref, disk = known[wanted]
-        alt = next((fid for name, (fid, d) in known.items() if fid != ref and d >= disk), ref)
+        ref, ram, disk = known[wanted]
+        # a different one that a server can be resized to (no less memory, no smaller disk)
+        alt = next((fid for fid, r, d in known.values() if fid != ref and r >= ram and d >= disk), ref)
         return ref, alt
 
     def cleanup(self, ctx: "Context") -> None:
