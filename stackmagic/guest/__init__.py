@@ -77,8 +77,7 @@ class GuestImage:
     @property
     def properties(self) -> dict[str, str]:
         """What to tell Glance besides disk_format=qcow2, container_format=bare."""
-        return {"os_distro": "debian", "os_type": "linux", "hw_qemu_guest_agent": "no",
-                "stackmagic_guest_key": self.key}
+        return {"os_type": "linux", "stackmagic_guest_key": self.key}
 
 
 Run = Callable[..., str]
