@@ -99,7 +99,9 @@ def test_network_dhcp_metadata_ssh(image, tmp_path):
         assert "metadata from http://169.254.169.254/openstack/latest: 1 ssh key(s)" in lab.console()
         assert lab.run("ping", "-c", "1", "-W", "2", GUEST_IP, check=False).returncode == 0
 
-        got = lab.ssh(key, "hostname; sudo id -u; cat /sys/class/net/eth0/mtu; ip route")
+        # as Tempest runs commands (its ssh_shell_prologue)
+        got = lab.ssh(key, "set -eu -o pipefail; PATH=$PATH:/sbin; "
+                           "hostname; sudo id -u; cat /sys/class/net/eth0/mtu; ip route")
         assert got.returncode == 0, got.stderr
         out = got.stdout.splitlines()
         assert out[:3] == ["net-guest-3.novalocal", "0", str(MTU)]
@@ -110,8 +112,24 @@ def test_network_dhcp_metadata_ssh(image, tmp_path):
         got = lab.ssh(key, "curl http://169.254.169.254/openstack/latest/meta_data.json")
         assert '"hostname": "net-guest-3.novalocal"' in got.stdout
 
-        denied = lab.ssh(tmp_path / "nokey", "true")           # no such key: no way in
-        assert denied.returncode != 0
+        disks = lab.ssh(key, "lsblk -lb --nodeps").stdout.splitlines()   # Tempest's get_disks
+        column = disks[0].find("TYPE")
+        assert any(d.startswith("vda ") and d[column:column + 4] == "disk" for d in disks), disks
+
+        (tmp_path / "other").mkdir()
+        other_key, _ = keypair(tmp_path / "other")
+        assert lab.ssh(other_key, "true").returncode != 0              # a key it was not given
+
+        askpass = tmp_path / "askpass"                                  # cirros's password works too
+        askpass.write_text(f"#!/bin/sh\necho {guest.LOGIN_PASSWORD}\n")
+        askpass.chmod(0o700)
+        by_password = subprocess.run(
+            lab.argv("ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                     "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1",
+                     "-o", "LogLevel=ERROR", f"cirros@{GUEST_IP}", "echo $USER; id -u"),
+            env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
+                 "DISPLAY": ":0"}, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        assert by_password.stdout.split() == ["cirros", "0"], by_password.stderr
         qemu = lab.qemu
     assert qemu.poll() is not None
     assert all(p.poll() is not None for p in lab.procs)
