@@ -109,7 +109,7 @@ def main() -> None:
         print("image:")
         print(f"  {image.path.name}: {image.path.stat().st_size / 2**20:.1f} MiB qcow2, "
               f"{info['virtual-size'] / 2**20:.0f} MiB virtual; kernel {meta['kernel']} "
-              f"{image.path.with_suffix('.vmlinuz').stat().st_size / 2**20:.1f} MiB, "
+              f"{meta['kernel_bytes'] / 2**20:.1f} MiB, "
               f"initramfs {meta['initrd_bytes'] / 2**20:.1f} MiB")
         rows: dict[str, list[float]] = {}
         failed = 0

@@ -58,7 +58,8 @@ def config_drive(directory: Path, meta: dict) -> Path:
     (tree / "openstack/latest/meta_data.json").write_text(json.dumps(meta))
     iso = directory / "config-drive.iso"
     subprocess.run(["genisoimage", "-quiet", "-o", str(iso), "-V", "config-2", "-J", "-R",
-                    "-ldots", "-allow-lowercase", "-allow-multidot", "-l", str(tree)], check=True)
+                    "-ldots", "-allow-lowercase", "-allow-multidot", "-l", str(tree)],
+                   check=True, capture_output=True)       # (it warns about the relaxed names)
     return iso
 
 

@@ -53,7 +53,13 @@ def test_build_then_cache_hit(files, image, monkeypatch):
 
     again = guest.ensure(files)
     assert (again.built, again.path, again.key) == (False, image.path, image.key)
-    assert again.seconds < 5
+    assert again.seconds < 1
+
+    # apt's lists changed: the versions are asked again (real apt-cache), the same image stands
+    monkeypatch.setattr(guest, "_apt_fingerprint", lambda: "lists updated")
+    after_update = guest.ensure(files)
+    assert (after_update.built, after_update.key) == (False, image.key)
+    assert '"lists updated"' in (files / "guest" / "resolved.json").read_text()
 
     changed = dict(guest.rootfs_files(), **{"etc/motd": b"changed\n"})
     monkeypatch.setattr(guest, "rootfs_files", lambda: changed)

@@ -16,8 +16,9 @@ extracted from their ``.deb`` files and run from there; only ``qemu-img`` (qemu-
 
 Everything is cached: the ``.deb`` files under ``$FILES/guest/debs``, the image under
 ``$FILES/images/stackmagic-guest-<key>.qcow2`` where the key covers every package's version, the
-files of ``rootfs/`` and this module's source: a re-run costs two ``apt-cache`` calls, a change of
-any input builds anew. The image is written under a temporary name and renamed when complete.
+files of ``rootfs/`` and this module's source. A re-run costs a look at apt's lists (the versions
+resolved last time are remembered until those lists change); a change of any input builds anew.
+The image is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -125,6 +126,41 @@ def resolve_packages(run: Run = _subprocess_run) -> dict[str, str]:
         raise GuestBuildError(f"{KERNEL_PACKAGE} names no linux-image package it depends on")
     shown = _apt_show(run, [kernel, *GUEST_PACKAGES, *BOOT_PACKAGES])
     return {name: shown[name]["Version"] for name in [kernel, *GUEST_PACKAGES, *BOOT_PACKAGES]}
+
+
+def _apt_fingerprint() -> str:
+    """What apt's answers depend on: its package lists and its configuration (names, sizes,
+    mtimes). Without a change there, the candidates resolved last time still stand."""
+    parts = []
+    for directory in (Path("/var/lib/apt/lists"), Path("/etc/apt")):
+        for path in sorted(directory.rglob("*")) if directory.is_dir() else []:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def resolve_packages_cached(files: Path, run: Run = _subprocess_run) -> dict[str, str]:
+    """:func:`resolve_packages`, remembered under ``files/guest`` until apt's lists change
+    (each ``apt-cache`` call costs about a second here: no binary cache)."""
+    memo = Path(files) / "guest" / "resolved.json"
+    fingerprint = _apt_fingerprint()
+    try:
+        known = json.loads(memo.read_text())
+        if known["fingerprint"] == fingerprint and known["kernel_package"] == KERNEL_PACKAGE \
+                and set(known["packages"]) >= {*GUEST_PACKAGES, *BOOT_PACKAGES}:
+            return dict(known["packages"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    packages = resolve_packages(run)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "kernel_package": KERNEL_PACKAGE,
+                               "packages": packages}, indent=1))
+    tmp.replace(memo)
+    return packages
 
 
 def rootfs_files() -> dict[str, bytes]:
@@ -429,7 +465,7 @@ def ensure(files: Path, run: Run = _subprocess_run, log: Callable[[str], None] =
         if not shutil.which(command):
             raise GuestBuildError(f"building the guest image needs `{command}`: install the Debian "
                                   f"package {package}")
-    packages = resolve_packages(run)
+    packages = resolve_packages_cached(files, run)
     key = cache_key(packages)
     final = image_path(files, key)
     if final.exists() and final.stat().st_size:
@@ -459,11 +495,10 @@ def ensure(files: Path, run: Run = _subprocess_run, log: Callable[[str], None] =
         part = final.with_name(f".{final.name}.{os.getpid()}.part")
         try:
             run("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", raw, part)
-            (work / "vmlinuz").replace(final.with_suffix(".vmlinuz"))      # for direct boots
-            (work / "initrd.gz").replace(final.with_suffix(".initrd.gz"))
             final.with_suffix(".json").write_text(json.dumps(
                 {"name": NAME, "key": key, "kernel": version, "packages": packages,
-                 "cmdline": KERNEL_CMDLINE, "initrd_bytes": len(initrd)}, indent=1) + "\n")
+                 "cmdline": KERNEL_CMDLINE, "kernel_bytes": (work / "vmlinuz").stat().st_size,
+                 "initrd_bytes": len(initrd)}, indent=1) + "\n")
             part.rename(final)                                              # complete: now trusted
         finally:
             part.unlink(missing_ok=True)
