@@ -51,11 +51,13 @@ def meta_data(hostname: str, public_key: str) -> dict:
             "public_keys": {"test": public_key + "\n"}}
 
 
-def config_drive(directory: Path, meta: dict) -> Path:
+def config_drive(directory: Path, meta: dict, user_data: str | None = None) -> Path:
     """An ISO 9660 config drive labelled config-2, as Nova's genisoimage call makes it."""
     tree = directory / "config-drive"
     (tree / "openstack/latest").mkdir(parents=True)
     (tree / "openstack/latest/meta_data.json").write_text(json.dumps(meta))
+    if user_data is not None:
+        (tree / "openstack/latest/user_data").write_text(user_data)
     iso = directory / "config-drive.iso"
     subprocess.run(["genisoimage", "-quiet", "-o", str(iso), "-V", "config-2", "-J", "-R",
                     "-ldots", "-allow-lowercase", "-allow-multidot", "-l", str(tree)],

@@ -69,7 +69,11 @@ def test_build_then_cache_hit(files, image, monkeypatch):
 
 def test_boot_with_config_drive_no_network(image, tmp_path):
     key, public = keypair(tmp_path)
-    drive = config_drive(tmp_path, meta_data("cd-guest-7.novalocal", public))
+    # the user data does what Tempest does with a config drive: find it by label and mount it
+    user_data = ("#!/bin/sh\nset -eu\ndev=$(blkid -L config-2 -o device)\nsudo mount $dev /mnt\n"
+                 "echo \"user-data: $dev $(ls /mnt/openstack/latest | tr '\\n' ' ')\" > /dev/console\n"
+                 "sudo umount /mnt\n")
+    drive = config_drive(tmp_path, meta_data("cd-guest-7.novalocal", public), user_data)
     vm = Guest(tmp_path, overlay(tmp_path, image.path), drive)
     try:
         assert wait_until(lambda: "login:" in vm.console(), 120), vm.console()[-3000:]
@@ -80,6 +84,8 @@ def test_boot_with_config_drive_no_network(image, tmp_path):
         assert "1 ssh key(s)" in vm.console()
         assert "-----BEGIN SSH HOST KEY KEYS-----" in vm.console()
         assert "cd-guest-7.novalocal login:" in vm.console()
+        assert wait_until(lambda: "user data exited 0" in vm.console(), 30), vm.console()[-2000:]
+        assert "user-data: /dev/sr0 meta_data.json user_data" in vm.console()
         assert vm.qemu.poll() is None
         monitor(vm.monitor, "system_powerdown")                    # nova stop: the power button
         vm.qemu.wait(60)
