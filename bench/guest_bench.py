@@ -26,9 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stackmagic import guest  # noqa: E402
-from tests.guest_lab import Guest, Lab, config_drive, host_tools_missing, keypair, meta_data, \
-    overlay  # noqa: E402
+from stackmagic import guest
+from tests.guest_lab import (
+    Guest,
+    Lab,
+    config_drive,
+    host_tools_missing,
+    keypair,
+    meta_data,
+    overlay,
+)
 
 
 def until(predicate, timeout: float = 180.0, step: float = 0.02) -> float | None:

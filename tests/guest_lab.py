@@ -139,7 +139,7 @@ class Lab:
         self.procs.append(proc)
         return proc
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         try:
             self._start()
         except BaseException:
@@ -188,7 +188,7 @@ class Lab:
     def close(self) -> None:
         for proc in reversed(self.procs):
             stop(proc)
-        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, check=False)
 
 
 class Guest:

@@ -21,8 +21,18 @@ import pytest
 
 from stackmagic import guest
 from tests.conftest import wait_until
-from tests.guest_lab import GUEST_IP, MTU, Guest, Lab, config_drive, host_tools_missing, keypair, \
-    meta_data, monitor, overlay
+from tests.guest_lab import (
+    GUEST_IP,
+    MTU,
+    Guest,
+    Lab,
+    config_drive,
+    host_tools_missing,
+    keypair,
+    meta_data,
+    monitor,
+    overlay,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -68,7 +78,7 @@ def test_build_then_cache_hit(files, image, monkeypatch):
 
 
 def test_boot_with_config_drive_no_network(image, tmp_path):
-    key, public = keypair(tmp_path)
+    _key, public = keypair(tmp_path)
     # the user data does what Tempest does with a config drive: find it by label and mount it
     user_data = ("#!/bin/sh\nset -eu\ndev=$(blkid -L config-2 -o device)\nsudo mount $dev /mnt\n"
                  "echo \"user-data: $dev $(ls /mnt/openstack/latest | tr '\\n' ' ')\" > /dev/console\n"
@@ -96,12 +106,12 @@ def test_boot_with_config_drive_no_network(image, tmp_path):
 
 
 def _namespaces() -> str:
-    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
 
 
 def test_network_dhcp_metadata_ssh(image, tmp_path):
     key, public = keypair(tmp_path)
-    host_routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    host_routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
     lab = Lab(tmp_path, meta_data("net-guest-3.novalocal", public))
     with lab:
         assert lab.ns in _namespaces()
@@ -140,10 +150,11 @@ def test_network_dhcp_metadata_ssh(image, tmp_path):
                      "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1",
                      "-o", "LogLevel=ERROR", f"cirros@{GUEST_IP}", "echo $USER; id -u"),
             env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
-                 "DISPLAY": ":0"}, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+                 "DISPLAY": ":0"}, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+            check=False)
         assert by_password.stdout.split() == ["cirros", "0"], by_password.stderr
         qemu = lab.qemu
     assert qemu.poll() is not None
     assert all(p.poll() is not None for p in lab.procs)
     assert lab.ns not in _namespaces()
-    assert subprocess.run(["ip", "route"], capture_output=True, text=True).stdout == host_routes
+    assert subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout == host_routes
