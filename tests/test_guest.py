@@ -134,6 +134,12 @@ def test_network_dhcp_metadata_ssh(image, tmp_path):
         got = lab.ssh(key, "curl http://169.254.169.254/openstack/latest/meta_data.json")
         assert '"hostname": "net-guest-3.novalocal"' in got.stdout
 
+        # Tempest's renew_lease (udhcpc): SIGUSR1 to the pid in /var/run/udhcpc.<nic>.pid
+        renew = lab.ssh(key, "sudo /bin/kill -USR1 $(cat /var/run/udhcpc.eth0.pid)")
+        assert renew.returncode == 0, renew.stderr
+        assert wait_until(lambda: lab.console().count(f"has {GUEST_IP}/24") == 2, 20)
+        assert lab.ssh(key, "ip -4 addr show dev eth0").stdout.count(f"inet {GUEST_IP}/24") == 1
+
         disks = lab.ssh(key, "lsblk -lb --nodeps").stdout.splitlines()   # Tempest's get_disks
         column = disks[0].find("TYPE")
         assert any(d.startswith("vda ") and d[column:column + 4] == "disk" for d in disks), disks
