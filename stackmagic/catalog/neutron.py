@@ -203,12 +203,19 @@ class Neutron(ApiService):
         conf_args = ["--config-file", str(self.conf(ctx)), "--config-file", str(self.plugin_conf(ctx))]
         cwd = ctx.conf_dir(self.name)
         if ctx.config.is_service_enabled("q-svc"):
-            yield gunicorn(ctx, self.api, self.name, self.app, self.port(ctx), env=self.env(ctx),
+            tmp = self.state_path(ctx) / "tmp"
+            tmp.mkdir(parents=True, exist_ok=True)
+            # the OVN driver spreads OVSDB events over the API workers by a hash ring sized by
+            # the worker count, which it reads from uWSGI or mod_wsgi, else ASGI_WORKERS; under
+            # gunicorn it finds none ("The Neutron API workers count is zero") and drops every
+            # event: no port ever goes ACTIVE. Its election files go to TMPDIR.
+            server_env = {**self.env(ctx), "ASGI_WORKERS": "1", "TMPDIR": str(tmp)}
+            yield gunicorn(ctx, self.api, self.name, self.app, self.port(ctx), env=server_env,
                            health_path=self.health_path, workers=1)
             for worker in SERVER_WORKERS:
                 # they stop slowly on SIGTERM (shared notes: >10 s): SIGKILL follows after 5 s
                 yield Process(worker, [str(ctx.venv.bin(worker)), *conf_args], cwd=cwd,
-                              after=(self.api,), stop_timeout=5.0)
+                              env=server_env, after=(self.api,), stop_timeout=5.0)
         if ctx.config.is_service_enabled("q-ovn-agent"):
             from stackmagic.catalog import ovn
 
