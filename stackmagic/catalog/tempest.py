@@ -172,6 +172,15 @@ def tempest_options(ctx: "Context", workspace: Path) -> list[tuple[str, str, str
         ("identity-feature-enabled", "access_rules", "true"),
         *_security_compliance(ctx),
     ]
+    if cfg.is_service_enabled("n-api") or cfg.is_service_enabled("q-svc"):
+        # devstack's validation section: how tempest logs in to a guest it booted (the image
+        # stackmagic builds takes cirros's user, key pair and password, as cirros does)
+        user = s.get("DEFAULT_INSTANCE_USER") or "cirros"
+        opts += [("validation", "image_ssh_user", user),
+                 ("validation", "image_alt_ssh_user", s.get("DEFAULT_INSTANCE_ALT_USER") or user),
+                 ("validation", "image_ssh_password", s.get("DEFAULT_INSTANCE_PASSWORD") or "gocubsgo"),
+                 ("validation", "auth_method", "keypair"),
+                 ("validation", "ssh_timeout", s.get("BUILD_TIMEOUT") or "196")]
     for service in SERVICE_AVAILABLE:
         opts.append(("service_available", service, _tf(cfg.is_service_enabled(service))))
     for project in ctx.projects:        # what each running project tells tempest about itself
@@ -208,6 +217,10 @@ def image_options(ctx: "Context") -> list[tuple[str, str, str]]:
         ("image-feature-enabled", "image_format_enforcement",
          _tf(s.bool("GLANCE_ENFORCE_IMAGE_FORMAT", True))),
     ]
+    local = _image_file(ctx, images.ref)
+    if local is not None:          # what scenario tests upload when they make images of their own
+        opts += [("scenario", "img_file", str(local)), ("scenario", "img_disk_format", "qcow2"),
+                 ("scenario", "img_container_format", "bare")]
     if s.get("TEMPEST_HTTP_IMAGE"):
         opts.append(("image", "http_image", s["TEMPEST_HTTP_IMAGE"]))
     return opts
@@ -227,6 +240,17 @@ def active_images(ctx: "Context") -> Images:
     first = next((i for i in usable if wanted and i.get("name") == wanted), usable[0])
     alt = next((i for i in usable if i["id"] != first["id"]), first)
     return Images(first["id"], alt["id"])
+
+
+def _image_file(ctx: "Context", image_id: str) -> Path | None:
+    """The file under ``$FILES/images`` that image ``image_id`` was uploaded from (qcow2 only)."""
+    found = _glance_get(ctx, f"/v2/images/{image_id}")
+    if found.get("disk_format") != "qcow2":
+        return None
+    for path in sorted((ctx.settings.files / "images").glob("*.qcow2")):
+        if path.name.startswith(found.get("name", "")) and path.stat().st_size == found.get("size"):
+            return path
+    return None
 
 
 def _glance_get(ctx: "Context", path: str) -> dict[str, Any]:
