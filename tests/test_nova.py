@@ -154,6 +154,31 @@ def test_a_second_stack_restarts_nothing(stack):
     assert all(s.healthy for s in again.services), {s.service: s.detail for s in again.services}
 
 
+def test_a_killed_compute_is_seen_and_restored(stack):
+    import os
+    import signal
+
+    from tests.conftest import wait_until
+
+    before = {s.service: s.pid for s in engine_for(stack["conf"]).status()}
+    family = [pid for pid in tree(before["n-cpu"])[1:]
+              if Path(f"/proc/{pid}/comm").read_text().strip() not in ("tee", "runuser")]
+    assert family
+    for pid in family:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not any(alive(p) for p in family))
+    down = {s.service: s for s in engine_for(stack["conf"]).status()}
+    assert not down["n-cpu"].running
+    restored = engine_for(stack["conf"]).stack()
+    assert [r.step for r in restored.ran] == ["start n-cpu"]
+    after = {s.service: s for s in restored.services}
+    assert after["n-cpu"].healthy, after["n-cpu"].detail
+    # healthy means Nova heard from the new process: its report is newer than its start
+    assert "nova-compute" in after["n-cpu"].detail and " up" in after["n-cpu"].detail
+    assert {n: after[n].pid for n in before if n != "n-cpu"} == {
+        n: pid for n, pid in before.items() if n != "n-cpu"}
+
+
 def test_the_compute_config_has_no_database_and_its_cells_bus(stack):
     from stackmagic import ini
 
