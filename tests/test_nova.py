@@ -244,7 +244,8 @@ def test_libvirt_compute_config(tmp_path):
     from stackmagic import ini
 
     engine = engine_for(write_conf(tmp_path, "VIRT_DRIVER=libvirt", "LIBVIRT_TYPE=qemu",
-                                   *(f"{p}_PASSWORD=made-up" for p in ("DATABASE", "RABBIT", "SERVICE"))))
+                                   *(f"{p}_PASSWORD=made-up" for p in ("DATABASE", "RABBIT", "SERVICE")),
+                                   services=NOVA.replace(" n-novnc", "")))
     engine.plan()
     nova = next(p for p in engine.ctx.projects if p.name == "nova")
     nova.configure(engine.ctx)

@@ -14,9 +14,10 @@ nova.conf. ``placement-client`` (a marker, :class:`PlacementClient`) asks for no
 Databases: ``nova_api``, ``nova_cell0`` and ``nova_cell1``. **Nova runs on MariaDB
 (DATABASE_TYPE=mysql) or PostgreSQL (DATABASE_TYPE=postgresql), not on SQLite**: the API, the
 scheduler, the conductors and the metadata API write the same databases at the same time from
-separate processes, and SQLite allows one writer per file ("database is locked" as soon as the
-conductor and the API overlap, as measured here); on top, cell mappings store database URLs that
-every process must reach the same way. A plan with a Nova service and DATABASE_TYPE=sqlite
+separate processes (each of them with several workers), and SQLite allows one writer per file:
+the others fail with "database is locked" (measured on these machines: see the shared notes on
+OpenStack here). A busy timeout only moves the failure, and one worker per service does not help
+when five services share the cell database. A plan with a Nova service and DATABASE_TYPE=sqlite
 stops with a clear error before anything is built.
 
 init: the databases, ``nova-manage api_db sync``, ``db sync`` of cell0 and cell1 (side by
@@ -52,7 +53,7 @@ from stackmagic.catalog.api_service import ApiService
 from stackmagic.catalog.base import Need, Process, Project
 from stackmagic.catalog.database import Database
 from stackmagic.catalog.wsgi import gunicorn, shim
-from stackmagic.errors import ConfigError
+from stackmagic.errors import ConfigError, StackError
 from stackmagic.health import CommandCheck, HttpCheck
 from stackmagic.verify import Listing
 
@@ -229,6 +230,12 @@ class Nova(ApiService):
         src = self.source_dir(ctx) / "etc" / "nova"
         if (src / "api-paste.ini").exists():
             shutil.copyfile(src / "api-paste.ini", self.conf_dir(ctx) / "api-paste.ini")
+        if cfg.is_service_enabled("n-novnc"):
+            web = self.novnc_web(ctx)
+            if not any((web / page).exists() for page in ("vnc_lite.html", "vnc_auto.html")):
+                raise StackError(f"n-novnc serves noVNC's pages from {web}, which has none: install "
+                                 "Debian's novnc (apt-get install -y novnc; stack does it as root), "
+                                 "set NOVNC_WEB_DIR to a noVNC checkout, or disable_service n-novnc")
         self._write_nova_conf(ctx, conf)
         if self.superconductor(ctx):          # cell1's URLs, for its conductor and create_cell
             self._write_cell_conf(ctx)
