@@ -105,8 +105,11 @@ def test_nova_counts_its_services_up(stack):
 
 
 def test_compute_node_is_in_placement_and_mapped_in_cell1(stack):
-    found = checks(stack["engine"])
-    assert socket.gethostname() in found["resource_providers"].data["resource_providers"]
+    from tests.conftest import wait_until
+
+    # nova-compute records itself before it reports its inventory: the provider follows
+    assert wait_until(lambda: socket.gethostname() in checks(stack["engine"])[
+        "resource_providers"].data.get("resource_providers", []), timeout=90)
     hosts = nova_manage(stack, "cell_v2", "list_hosts")
     line = next(row for row in hosts.splitlines() if f" {socket.gethostname()} " in row)
     assert "cell1" in line, hosts
