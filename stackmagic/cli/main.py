@@ -7,7 +7,8 @@ import sys
 
 from stackmagic.errors import StackError
 
-VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs", "verify", "kernel")
+VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs", "verify", "kernel",
+         "provider")
 
 
 def build_parser() -> argparse.ArgumentParser:
