@@ -247,8 +247,10 @@ def test_libvirt_compute_config(tmp_path):
 
     engine = engine_for(write_conf(tmp_path, "VIRT_DRIVER=libvirt", "LIBVIRT_TYPE=qemu",
                                    *(f"{p}_PASSWORD=made-up" for p in ("DATABASE", "RABBIT", "SERVICE")),
-                                   services=NOVA.replace(" n-novnc", "")))
-    engine.plan()
+                                   services=NOVA.replace(" n-novnc", "") + " ovsdb-server ovs-vswitchd"))
+    plan = engine.plan()
+    cpu_start = next(s for s in plan if s.process and s.process.service == "n-cpu")
+    assert {"start libvirtd", "start ovs-vswitchd"} <= set(cpu_start.deps)
     nova = next(p for p in engine.ctx.projects if p.name == "nova")
     nova.configure(engine.ctx)
     cpu = nova.cpu_conf(engine.ctx)
@@ -258,6 +260,7 @@ def test_libvirt_compute_config(tmp_path):
         "qemu", "custom", "Nehalem")
     assert get("workarounds", "libvirt_disable_apic") == "true"     # devstack, for qemu
     assert get("database", "connection") is None
+    assert get("os_vif_ovs", "ovsdb_connection").startswith("tcp:127.0.0.1:")
     helper = get("vif_plug_ovs_privileged", "helper_command")
     assert helper.split()[0].endswith("/venv/bin/privsep-helper") and str(cpu) in helper
 

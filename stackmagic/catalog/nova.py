@@ -420,10 +420,12 @@ class Nova(ApiService):
         else:
             ctx.iniset(cpu, "vnc", "enabled", False)
         ctx.iniset(cpu, "DEFAULT", "reimage_timeout_per_gb", 180)
-        ovsdb = s.get("OVSDB_CONNECTION") or (
-            "unix:/run/openvswitch/db.sock" if cfg.is_service_enabled("ovsdb-server") else None)
-        if ovsdb:
-            ctx.iniset(cpu, "os_vif_ovs", "ovsdb_connection", ovsdb)
+        if cfg.is_service_enabled("ovsdb-server"):
+            # os-vif plugs the guests' ports into br-int through this (devstack's
+            # OVSDB_SERVER_LOCAL_HOST:6640)
+            from stackmagic.catalog import openvswitch
+
+            ctx.iniset(cpu, "os_vif_ovs", "ovsdb_connection", openvswitch.ovsdb_connection(ctx))
         if self.virt_driver(ctx) == "libvirt":
             if libvirt_virt_type(ctx)[0] == "qemu":       # bug #1939108
                 ctx.iniset(cpu, "workarounds", "libvirt_disable_apic", True)
@@ -515,7 +517,9 @@ class Nova(ApiService):
             # it reports through the cell conductor: that one first
             yield self.rpc_service(ctx, "n-cpu", "nova-compute", [self.cpu_conf(ctx)],
                                    self.compute_db_conf(ctx),
-                                   after=(*conductors, "placement-api"), timeout=180)
+                                   # and the switch its guests' ports go into, when there is one
+                                   after=(*conductors, "placement-api", "ovs-vswitchd",
+                                          "ovn-controller"), timeout=180)
         if cfg.is_service_enabled("n-novnc"):
             name = "n-novnc-cell1" if self.superconductor(ctx) else "n-novnc"
             proxy_conf = self.cell_conf(ctx) if self.superconductor(ctx) else conf
