@@ -26,6 +26,11 @@ side), ``cell_v2 map_cell0``, ``db online_data_migrations``, ``cell_v2 create_ce
 line: nova-manage reads every URL from a config file (0600), including the cell0 URL, which
 map_cell0 derives from ``[database] connection`` of a small file of its own.
 
+noVNC's pages come from Debian's ``novnc`` package (``/usr/share/novnc``, devstack's
+NOVNC_FROM_PACKAGE; ``NOVNC_WEB_DIR`` names another copy); nova-novncproxy serves them and the
+websocket on NOVA_NOVNCPROXY_PORT (6080), and nova-cpu.conf's ``novncproxy_base_url`` points at
+its ``vnc_lite.html``.
+
 Health: the APIs over HTTP; conductors, scheduler and compute by Nova's own record of them (the
 service row "up" the way Nova's servicegroup driver decides, reported since this start), read
 from the cell database by ``nova_script.py service-up``; the console proxy by its page.
