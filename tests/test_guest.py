@@ -71,9 +71,6 @@ def test_build_then_cache_hit(files, image, monkeypatch):
     assert (after_update.built, after_update.key) == (False, image.key)
     assert '"lists updated"' in (files / "guest" / "resolved.json").read_text()
 
-    changed = dict(guest.rootfs_files(), **{"etc/motd": b"changed\n"})
-    monkeypatch.setattr(guest, "rootfs_files", lambda: changed)
-    assert guest.cache_key(image.packages) != image.key              # a change builds anew
     assert guest.cache_key({**image.packages, "busybox-static": "0"}) != image.key
 
 
@@ -164,3 +161,15 @@ def test_network_dhcp_metadata_ssh(image, tmp_path):
     assert all(p.poll() is not None for p in lab.procs)
     assert lab.ns not in _namespaces()
     assert subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout == host_routes
+
+
+def test_a_changed_input_builds_anew(files, image, monkeypatch):
+    """(Last: it replaces the image the other tests boot.)"""
+    changed = dict(guest.rootfs_files(), **{"etc/motd": b"changed\n"})
+    monkeypatch.setattr(guest, "rootfs_files", lambda: changed)
+    rebuilt = guest.ensure(files)
+    assert rebuilt.built and rebuilt.key != image.key
+    assert rebuilt.path.exists()
+    assert not image.path.exists(), "the superseded build was left behind"
+    assert sorted(p.name for p in rebuilt.path.parent.iterdir()) == [
+        rebuilt.path.with_suffix(".json").name, rebuilt.path.name]

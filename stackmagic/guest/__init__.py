@@ -504,5 +504,8 @@ def ensure(files: Path, run: Run = _subprocess_run, log: Callable[[str], None] =
             part.rename(final)                                              # complete: now trusted
         finally:
             part.unlink(missing_ok=True)
+    for older in final.parent.glob(f"{NAME}-*"):       # builds from other inputs are superseded
+        if older.name.split(".")[0] != final.stem:
+            older.unlink(missing_ok=True)
     log(f"guest: {final} ({final.stat().st_size // 1024} KiB) built in {time.monotonic() - began:.1f} s")
     return GuestImage(final, key, packages, True, time.monotonic() - began)
