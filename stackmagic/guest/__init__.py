@@ -136,6 +136,8 @@ def _apt_fingerprint() -> str:
     parts = []
     for directory in (Path("/var/lib/apt/lists"), Path("/etc/apt")):
         for path in sorted(directory.rglob("*")) if directory.is_dir() else []:
+            if path.name == "lock" or "partial" in path.parts:     # touched by any apt run
+                continue
             try:
                 st = path.stat()
             except OSError:
