@@ -328,12 +328,16 @@ class Cpio:
             self.dir(parent)
         self._entry(path, stat.S_IFDIR | mode)
 
+    def _parent(self, path: str) -> None:
+        if "/" in path:
+            self.dir(path.rpartition("/")[0])
+
     def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        self.dir(path.rpartition("/")[0]) if "/" in path else None
+        self._parent(path)
         self._entry(path, stat.S_IFREG | mode, data)
 
     def symlink(self, path: str, target: str) -> None:
-        self.dir(path.rpartition("/")[0]) if "/" in path else None
+        self._parent(path)
         self._entry(path, stat.S_IFLNK | 0o777, target.encode())
 
     def chardev(self, path: str, major: int, minor: int, mode: int = 0o600) -> None:
