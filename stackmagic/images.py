@@ -1,6 +1,8 @@
 """Images for Glance (devstack's upload_image): ``IMAGE_URLS`` (http, https and file:// URLs,
 downloads cached under ``$FILES/images``); when none is set or none can be had, a tiny qcow2 made
-here with qemu-img (a raw file without it), so the image service is exercised for real.
+here with qemu-img (a raw file without it), so the image service is exercised for real; when a
+compute service (n-cpu) will boot it, the stackmagic guest instead (:mod:`stackmagic.guest`: a
+cirros-like guest built from Debian packages, registered as ``stackmagic-guest``).
 
 Nothing half-made is ever trusted: a download or a made image is written under a temporary name
 and renamed when complete, and an upload that was cut short (an image left queued or saving in
@@ -17,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackmagic import identity
+from stackmagic import guest, identity
 
 if TYPE_CHECKING:
     from stackmagic.context import Context
@@ -86,9 +88,34 @@ def local_image(ctx: "Context") -> Path:
     return path
 
 
+def _wants_guest(ctx: "Context") -> bool:
+    """A guest that really boots is needed when a compute service runs one (not the fake driver)."""
+    return (ctx.config.is_service_enabled("n-cpu")
+            and (ctx.settings.get("VIRT_DRIVER") or "libvirt") != "fake")
+
+
+def _guest_image(ctx: "Context") -> "guest.GuestImage | None":
+    """The stackmagic guest (built from Debian packages, cached under $FILES/images)."""
+    from stackmagic.context import CommandFailed
+
+    def run(*argv, cwd=None, env=None, input=None) -> str:
+        return ctx.run(*argv, cwd=cwd, env=env, input=input, quiet=True)
+    try:
+        return guest.ensure(ctx.settings.files, run=run, log=ctx.log)
+    except (guest.GuestBuildError, CommandFailed) as err:
+        ctx.warn(f"the guest image could not be built ({err}); registering a tiny image that "
+                 "does not boot instead")
+        return None
+
+
 def upload_all(ctx: "Context") -> list[dict]:
     urls = [u.strip() for u in (ctx.settings.get("IMAGE_URLS") or "").split(",") if u.strip()]
     files = [p for p in (fetch(ctx, u) for u in urls) if p is not None]
+    names, properties = {}, {}
+    if not files and _wants_guest(ctx):
+        made = _guest_image(ctx)
+        if made:
+            files, names[made.path], properties[made.path] = [made.path], guest.NAME, made.properties
     if not files:
         files = [local_image(ctx)]
     specs = []
@@ -96,7 +123,9 @@ def upload_all(ctx: "Context") -> list[dict]:
         name = path.name
         for suffix in (".qcow2", ".img", ".raw"):
             name = name.removesuffix(suffix)
-        specs.append({"name": name, "file": str(path), "disk_format": _disk_format(path),
+        specs.append({"name": names.get(path, name), "properties": properties.get(path, {}),
+                      "replace_older": path in names,        # the guest: one image by its name
+                      "file": str(path), "disk_format": _disk_format(path),
                       "md5": hashlib.md5(path.read_bytes()).hexdigest(),  # noqa: S324 - Glance's checksum
                       "size": path.stat().st_size})
     payload = json.dumps({"auth": identity.admin_auth(ctx), "images": specs})
