@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 import socket
 import subprocess
@@ -63,6 +64,7 @@ def stack():
         pids = [p for s in engine_for(conf).status() if s.pid for p in tree(s.pid)]
         engine_for(conf).unstack(all=True)
         subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
+        Path(f"/tmp/tmux-{os.getuid()}/{socket_name}").unlink(missing_ok=True)
         left = [p for p in pids if alive(p)]
         shutil.rmtree(root, ignore_errors=True)
         assert not left, f"processes left running: {left}"
@@ -157,7 +159,6 @@ def test_a_second_stack_restarts_nothing(stack):
 
 
 def test_a_killed_compute_is_seen_and_restored(stack):
-    import os
     import signal
 
     from tests.conftest import wait_until
