@@ -14,6 +14,7 @@ usage: python bench/nova_bench.py [--single]   (--single: CELLSV2_SETUP=singleco
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,7 @@ def main() -> None:
         Engine(load_config(conf)).unstack(all=True)
         sock = load_config(conf).settings["TMUX_SOCKET"]
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+        Path(f"/tmp/tmux-{os.getuid()}/{sock}").unlink(missing_ok=True)
         shutil.rmtree(root, ignore_errors=True)
 
 

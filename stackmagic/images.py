@@ -124,6 +124,7 @@ def upload_all(ctx: "Context") -> list[dict]:
         for suffix in (".qcow2", ".img", ".raw"):
             name = name.removesuffix(suffix)
         specs.append({"name": names.get(path, name), "properties": properties.get(path, {}),
+                      "replace_older": path in names,        # the guest: one image by its name
                       "file": str(path), "disk_format": _disk_format(path),
                       "md5": hashlib.md5(path.read_bytes()).hexdigest(),  # noqa: S324 - Glance's checksum
                       "size": path.stat().st_size})

@@ -1,5 +1,6 @@
 """Run INSIDE the stack's venv: upload images to Glance unless one with that name and checksum
-is there already. stdin: JSON {"auth": {...}, "images": [{name, file, disk_format, md5, size, properties}]}."""
+is there already. stdin: JSON {"auth": {...}, "images": [{name, file, disk_format, md5, size,
+properties, replace_older}]}."""
 
 import json
 import sys
@@ -18,6 +19,10 @@ def main() -> None:
         image = found[0] if found else conn.image.create_image(
             name=want["name"], filename=want["file"], disk_format=want["disk_format"],
             container_format="bare", visibility="public", wait=True, **want.get("properties", {}))
+        if want.get("replace_older"):      # one image by that name: an older build goes
+            for older in same_name:
+                if older.id != image.id and older.status == "active":
+                    conn.image.delete_image(older, ignore_missing=True)
         image = conn.image.get_image(image.id)
         print("ok " + json.dumps({"id": image.id, "name": image.name, "status": image.status,
                                   "size": image.size, "checksum": image.checksum}), flush=True)

@@ -8,12 +8,14 @@ booted under real QEMU with software emulation on Nova's machine type ``pc``.
    the MTU, a metadata server on 169.254.169.254): ping, ssh as cirros with the metadata's key,
    ``hostname`` and ``sudo id -u``. The namespace and every process are gone afterwards.
 
-Needs root and qemu-system-x86, qemu-utils, genisoimage, dnsmasq-base, openssh-client.
+Building needs qemu-utils only (and apt's lists); booting needs root and qemu-system-x86,
+genisoimage, dnsmasq-base, openssh-client, iproute2, iputils-ping.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -36,10 +38,20 @@ from tests.guest_lab import (
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which("qemu-img"), reason="apt-get install qemu-utils"),
+]
+#: booting needs root (namespaces, taps) and QEMU & co; building does not
+needs_lab = [
     pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and taps need root"),
     pytest.mark.skipif(bool(host_tools_missing()),
                        reason=f"apt-get install {' '.join(host_tools_missing())}"),
 ]
+
+
+def lab_test(function):
+    for mark in needs_lab:
+        function = mark(function)
+    return function
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +83,10 @@ def test_build_then_cache_hit(files, image, monkeypatch):
     assert (after_update.built, after_update.key) == (False, image.key)
     assert '"lists updated"' in (files / "guest" / "resolved.json").read_text()
 
-    changed = dict(guest.rootfs_files(), **{"etc/motd": b"changed\n"})
-    monkeypatch.setattr(guest, "rootfs_files", lambda: changed)
-    assert guest.cache_key(image.packages) != image.key              # a change builds anew
     assert guest.cache_key({**image.packages, "busybox-static": "0"}) != image.key
 
 
+@lab_test
 def test_boot_with_config_drive_no_network(image, tmp_path):
     _key, public = keypair(tmp_path)
     # the user data does what Tempest does with a config drive: find it by label and mount it
@@ -109,6 +119,7 @@ def _namespaces() -> str:
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
 
 
+@lab_test
 def test_network_dhcp_metadata_ssh(image, tmp_path):
     key, public = keypair(tmp_path)
     host_routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
@@ -164,3 +175,15 @@ def test_network_dhcp_metadata_ssh(image, tmp_path):
     assert all(p.poll() is not None for p in lab.procs)
     assert lab.ns not in _namespaces()
     assert subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout == host_routes
+
+
+def test_a_changed_input_builds_anew(files, image, monkeypatch):
+    """(Last: it replaces the image the other tests boot.)"""
+    changed = dict(guest.rootfs_files(), **{"etc/motd": b"changed\n"})
+    monkeypatch.setattr(guest, "rootfs_files", lambda: changed)
+    rebuilt = guest.ensure(files)
+    assert rebuilt.built and rebuilt.key != image.key
+    assert rebuilt.path.exists()
+    assert not image.path.exists(), "the superseded build was left behind"
+    assert sorted(p.name for p in rebuilt.path.parent.iterdir()) == [
+        rebuilt.path.with_suffix(".json").name, rebuilt.path.name]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
+import os
 import shutil
 import socket
 import subprocess
@@ -64,6 +64,7 @@ def stack():
         pids = [p for s in engine_for(conf).status() if s.pid for p in tree(s.pid)]
         engine_for(conf).unstack(all=True)
         subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
+        Path(f"/tmp/tmux-{os.getuid()}/{socket_name}").unlink(missing_ok=True)
         left = [p for p in pids if alive(p)]
         shutil.rmtree(root, ignore_errors=True)
         assert not left, f"processes left running: {left}"
@@ -105,8 +106,11 @@ def test_nova_counts_its_services_up(stack):
 
 
 def test_compute_node_is_in_placement_and_mapped_in_cell1(stack):
-    found = checks(stack["engine"])
-    assert socket.gethostname() in found["resource_providers"].data["resource_providers"]
+    from tests.conftest import wait_until
+
+    # nova-compute records itself before it reports its inventory: the provider follows
+    assert wait_until(lambda: socket.gethostname() in checks(stack["engine"])[
+        "resource_providers"].data.get("resource_providers", []), timeout=90)
     hosts = nova_manage(stack, "cell_v2", "list_hosts")
     line = next(row for row in hosts.splitlines() if f" {socket.gethostname()} " in row)
     assert "cell1" in line, hosts
@@ -152,6 +156,30 @@ def test_a_second_stack_restarts_nothing(stack):
     assert [r.step for r in again.ran] == []
     assert {s.service: s.pid for s in again.services} == before
     assert all(s.healthy for s in again.services), {s.service: s.detail for s in again.services}
+
+
+def test_a_killed_compute_is_seen_and_restored(stack):
+    import signal
+
+    from tests.conftest import wait_until
+
+    before = {s.service: s.pid for s in engine_for(stack["conf"]).status()}
+    family = [pid for pid in tree(before["n-cpu"])[1:]
+              if Path(f"/proc/{pid}/comm").read_text().strip() not in ("tee", "runuser")]
+    assert family
+    for pid in family:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not any(alive(p) for p in family))
+    down = {s.service: s for s in engine_for(stack["conf"]).status()}
+    assert not down["n-cpu"].running
+    restored = engine_for(stack["conf"]).stack()
+    assert [r.step for r in restored.ran] == ["start n-cpu"]
+    after = {s.service: s for s in restored.services}
+    assert after["n-cpu"].healthy, after["n-cpu"].detail
+    # healthy means Nova heard from the new process: its report is newer than its start
+    assert "nova-compute" in after["n-cpu"].detail and " up" in after["n-cpu"].detail
+    assert {n: after[n].pid for n in before if n != "n-cpu"} == {
+        n: pid for n, pid in before.items() if n != "n-cpu"}
 
 
 def test_the_compute_config_has_no_database_and_its_cells_bus(stack):
@@ -219,8 +247,11 @@ def test_libvirt_compute_config(tmp_path):
     from stackmagic import ini
 
     engine = engine_for(write_conf(tmp_path, "VIRT_DRIVER=libvirt", "LIBVIRT_TYPE=qemu",
-                                   *(f"{p}_PASSWORD=made-up" for p in ("DATABASE", "RABBIT", "SERVICE"))))
-    engine.plan()
+                                   *(f"{p}_PASSWORD=made-up" for p in ("DATABASE", "RABBIT", "SERVICE")),
+                                   services=NOVA.replace(" n-novnc", "") + " ovsdb-server ovs-vswitchd"))
+    plan = engine.plan()
+    cpu_start = next(s for s in plan if s.process and s.process.service == "n-cpu")
+    assert {"start libvirtd", "start ovs-vswitchd"} <= set(cpu_start.deps)
     nova = next(p for p in engine.ctx.projects if p.name == "nova")
     nova.configure(engine.ctx)
     cpu = nova.cpu_conf(engine.ctx)
@@ -230,6 +261,7 @@ def test_libvirt_compute_config(tmp_path):
         "qemu", "custom", "Nehalem")
     assert get("workarounds", "libvirt_disable_apic") == "true"     # devstack, for qemu
     assert get("database", "connection") is None
+    assert get("os_vif_ovs", "ovsdb_connection").startswith("tcp:127.0.0.1:")
     helper = get("vif_plug_ovs_privileged", "helper_command")
     assert helper.split()[0].endswith("/venv/bin/privsep-helper") and str(cpu) in helper
 

@@ -14,9 +14,10 @@ nova.conf. ``placement-client`` (a marker, :class:`PlacementClient`) asks for no
 Databases: ``nova_api``, ``nova_cell0`` and ``nova_cell1``. **Nova runs on MariaDB
 (DATABASE_TYPE=mysql) or PostgreSQL (DATABASE_TYPE=postgresql), not on SQLite**: the API, the
 scheduler, the conductors and the metadata API write the same databases at the same time from
-separate processes, and SQLite allows one writer per file ("database is locked" as soon as the
-conductor and the API overlap, as measured here); on top, cell mappings store database URLs that
-every process must reach the same way. A plan with a Nova service and DATABASE_TYPE=sqlite
+separate processes (each of them with several workers), and SQLite allows one writer per file:
+the others fail with "database is locked" (measured on these machines: see the shared notes on
+OpenStack here). A busy timeout only moves the failure, and one worker per service does not help
+when five services share the cell database. A plan with a Nova service and DATABASE_TYPE=sqlite
 stops with a clear error before anything is built.
 
 init: the databases, ``nova-manage api_db sync``, ``db sync`` of cell0 and cell1 (side by
@@ -24,6 +25,11 @@ side), ``cell_v2 map_cell0``, ``db online_data_migrations``, ``cell_v2 create_ce
 (or ``update_cell`` when it exists, so a second ``stack`` passes). No password reaches a command
 line: nova-manage reads every URL from a config file (0600), including the cell0 URL, which
 map_cell0 derives from ``[database] connection`` of a small file of its own.
+
+noVNC's pages come from Debian's ``novnc`` package (``/usr/share/novnc``, devstack's
+NOVNC_FROM_PACKAGE; ``NOVNC_WEB_DIR`` names another copy); nova-novncproxy serves them and the
+websocket on NOVA_NOVNCPROXY_PORT (6080), and nova-cpu.conf's ``novncproxy_base_url`` points at
+its ``vnc_lite.html``.
 
 Health: the APIs over HTTP; conductors, scheduler and compute by Nova's own record of them (the
 service row "up" the way Nova's servicegroup driver decides, reported since this start), read
@@ -52,7 +58,7 @@ from stackmagic.catalog.api_service import ApiService
 from stackmagic.catalog.base import Need, Process, Project
 from stackmagic.catalog.database import Database
 from stackmagic.catalog.wsgi import gunicorn, shim
-from stackmagic.errors import ConfigError
+from stackmagic.errors import ConfigError, StackError
 from stackmagic.health import CommandCheck, HttpCheck
 from stackmagic.verify import Listing
 
@@ -229,6 +235,12 @@ class Nova(ApiService):
         src = self.source_dir(ctx) / "etc" / "nova"
         if (src / "api-paste.ini").exists():
             shutil.copyfile(src / "api-paste.ini", self.conf_dir(ctx) / "api-paste.ini")
+        if cfg.is_service_enabled("n-novnc"):
+            web = self.novnc_web(ctx)
+            if not any((web / page).exists() for page in ("vnc_lite.html", "vnc_auto.html")):
+                raise StackError(f"n-novnc serves noVNC's pages from {web}, which has none: install "
+                                 "Debian's novnc (apt-get install -y novnc; stack does it as root), "
+                                 "set NOVNC_WEB_DIR to a noVNC checkout, or disable_service n-novnc")
         self._write_nova_conf(ctx, conf)
         if self.superconductor(ctx):          # cell1's URLs, for its conductor and create_cell
             self._write_cell_conf(ctx)
@@ -413,10 +425,12 @@ class Nova(ApiService):
         else:
             ctx.iniset(cpu, "vnc", "enabled", False)
         ctx.iniset(cpu, "DEFAULT", "reimage_timeout_per_gb", 180)
-        ovsdb = s.get("OVSDB_CONNECTION") or (
-            "unix:/run/openvswitch/db.sock" if cfg.is_service_enabled("ovsdb-server") else None)
-        if ovsdb:
-            ctx.iniset(cpu, "os_vif_ovs", "ovsdb_connection", ovsdb)
+        if cfg.is_service_enabled("ovsdb-server"):
+            # os-vif plugs the guests' ports into br-int through this (devstack's
+            # OVSDB_SERVER_LOCAL_HOST:6640)
+            from stackmagic.catalog import openvswitch
+
+            ctx.iniset(cpu, "os_vif_ovs", "ovsdb_connection", openvswitch.ovsdb_connection(ctx))
         if self.virt_driver(ctx) == "libvirt":
             if libvirt_virt_type(ctx)[0] == "qemu":       # bug #1939108
                 ctx.iniset(cpu, "workarounds", "libvirt_disable_apic", True)
@@ -508,7 +522,9 @@ class Nova(ApiService):
             # it reports through the cell conductor: that one first
             yield self.rpc_service(ctx, "n-cpu", "nova-compute", [self.cpu_conf(ctx)],
                                    self.compute_db_conf(ctx),
-                                   after=(*conductors, "placement-api"), timeout=180)
+                                   # and the switch its guests' ports go into, when there is one
+                                   after=(*conductors, "placement-api", "ovs-vswitchd",
+                                          "ovn-controller"), timeout=180)
         if cfg.is_service_enabled("n-novnc"):
             name = "n-novnc-cell1" if self.superconductor(ctx) else "n-novnc"
             proxy_conf = self.cell_conf(ctx) if self.superconductor(ctx) else conf

@@ -136,6 +136,8 @@ def _apt_fingerprint() -> str:
     parts = []
     for directory in (Path("/var/lib/apt/lists"), Path("/etc/apt")):
         for path in sorted(directory.rglob("*")) if directory.is_dir() else []:
+            if path.name == "lock" or "partial" in path.parts:     # touched by any apt run
+                continue
             try:
                 st = path.stat()
             except OSError:
@@ -326,12 +328,16 @@ class Cpio:
             self.dir(parent)
         self._entry(path, stat.S_IFDIR | mode)
 
+    def _parent(self, path: str) -> None:
+        if "/" in path:
+            self.dir(path.rpartition("/")[0])
+
     def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        self.dir(path.rpartition("/")[0]) if "/" in path else None
+        self._parent(path)
         self._entry(path, stat.S_IFREG | mode, data)
 
     def symlink(self, path: str, target: str) -> None:
-        self.dir(path.rpartition("/")[0]) if "/" in path else None
+        self._parent(path)
         self._entry(path, stat.S_IFLNK | 0o777, target.encode())
 
     def chardev(self, path: str, major: int, minor: int, mode: int = 0o600) -> None:
@@ -504,5 +510,8 @@ def ensure(files: Path, run: Run = _subprocess_run, log: Callable[[str], None] =
             part.rename(final)                                              # complete: now trusted
         finally:
             part.unlink(missing_ok=True)
+    for older in final.parent.glob(f"{NAME}-*"):       # builds from other inputs are superseded
+        if older.name.split(".")[0] != final.stem:
+            older.unlink(missing_ok=True)
     log(f"guest: {final} ({final.stat().st_size // 1024} KiB) built in {time.monotonic() - began:.1f} s")
     return GuestImage(final, key, packages, True, time.monotonic() - began)
