@@ -121,14 +121,33 @@ def exec_argv(ctx: "Context", argv: Sequence[str]) -> list[str]:
     return ["ip", "netns", "exec", namespace(ctx), *map(str, argv)]
 
 
-def run(ctx: "Context", argv: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
-    """Run ``argv`` in the provider namespace (a clear error when it does not exist)."""
+def run(ctx: "Context", argv: Sequence[str], apis: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``argv`` in the provider namespace (a clear error when it does not exist).
+
+    With ``apis`` (the default) the cloud's APIs answer there too, on the same loopback
+    addresses and ports as on the host (:mod:`stackmagic.nsbridge`): ``openstack server list``,
+    ``ssh`` to a floating IP and Tempest with its SSH checks all work from one place."""
     if os.geteuid() != 0:
         raise StackError("entering a network namespace needs root: run this as root")
     if not exists(ctx):
         raise StackError(f"the provider namespace {namespace(ctx)} does not exist: run `stackmagic "
                          "stack` with ovn-controller enabled first")
-    return subprocess.run(exec_argv(ctx, argv), **kwargs)
+    host = ctx.settings.service_host
+    if not apis or not ipaddress.ip_address(host).is_loopback:
+        return subprocess.run(exec_argv(ctx, argv), **kwargs)
+    from stackmagic.nsbridge import Bridge
+
+    with Bridge(namespace(ctx), host, api_ports(ctx)):
+        return subprocess.run(exec_argv(ctx, argv), **kwargs)
+
+
+def api_ports(ctx: "Context") -> list[int]:
+    """Every port a project of the catalog declares, as this stack's settings have it."""
+    from stackmagic.catalog import builtin_projects
+
+    declared = {setting: default for project in builtin_projects()
+                for setting, default in project.ports.items()}
+    return sorted({ctx.settings.int(setting, default) for setting, default in declared.items()})
 
 
 def command(ctx: "Context", argv: Sequence[str]) -> int:

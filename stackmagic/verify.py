@@ -50,6 +50,10 @@ class Check:
             return f"{self.name}: FAILED {d.get('error', '')}"
         if self.name == "token":
             return "token: issued for admin"
+        if self.name == "guest":
+            stages = ", ".join(f"{st['stage']} {st['seconds']} s" for st in d.get("stages", [])
+                               if st["stage"] != "done")
+            return f"guest: {d.get('server')} reached over SSH from the provider namespace ({stages})"
         items = d.get(self.name, [])
         shown = [self.show.format(**i) if self.show and isinstance(i, dict) else str(i) for i in items]
         return f"{self.name}: {len(items)}" + (" — " + ", ".join(shown) if shown else "")
@@ -61,8 +65,10 @@ def checks_for(engine: "Engine") -> list[Listing]:
     return [check for p in projects for check in p.verify_checks(engine.ctx)]
 
 
-def verify(engine: "Engine") -> list[Check]:
-    from stackmagic import identity
+def verify(engine: "Engine", guest: bool = True) -> list[Check]:
+    """Every project's listing checks; with Nova and Neutron (and root), a real guest too
+    (:mod:`stackmagic.guestcheck`), unless ``guest`` is false."""
+    from stackmagic import guestcheck, identity
 
     wanted = checks_for(engine)
     if not wanted or wanted[0].call != "token":
@@ -85,4 +91,10 @@ def verify(engine: "Engine") -> list[Check]:
     if not results:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         raise StackError(f"could not reach the cloud: {tail}")
+    if guest and guestcheck.wanted(engine):
+        found = guestcheck.run(engine)
+        failed = next((st for st in found["stages"] if not st["ok"]), None)
+        if failed:
+            found["error"] = f"{failed['stage']}: {failed.get('error', '')}"
+        results.append(Check("guest", found.pop("ok"), found))
     return results

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_until
+
 from stackmagic import codehash
 from stackmagic import events as ev
 from stackmagic.catalog import Need, Process, Project
@@ -107,6 +109,10 @@ def test_diamond_runs_in_dependency_order_with_the_sides_side_by_side(tmp_path):
 def test_a_failing_branch_leaves_the_healthy_one_done_and_resumes(tmp_path):
     def bad_init(self, ctx):
         if ctx.settings.bool("LEFT_FAILS", False):
+            # fail once the other branch's init has run: the engine starts nothing new after a
+            # failure, so without this the test would race right's init (a flaky 1 in 4)
+            right_log = ctx.settings.data_dir / "right.log"
+            wait_until(lambda: right_log.exists() and "init" in right_log.read_text().split(), 20)
             raise RuntimeError("left refuses")
         self.note(ctx, "init")
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
-import grp
 import hashlib
 import hmac
 import os
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, ClassVar, Iterable
 from urllib.parse import quote
 
 from stackmagic.catalog.base import Process, Project
+from stackmagic.catalog.system_user import check_reachable
 from stackmagic.errors import ConfigError, StackError
 from stackmagic.health import CommandCheck
 
@@ -214,7 +214,7 @@ class _Server(ABC):
         if user:
             _require_account(user, self.packages[0])
             shutil.chown(base, user, user)
-            _check_reachable(base, user)
+            check_reachable(base, user, "the database server")
         return base
 
     # -- per backend ---------------------------------------------------------------------------
@@ -497,22 +497,3 @@ def _pg_programs() -> Path:
     return max(found, key=lambda p: [int(x) for x in re.findall(r"\d+", p.parent.name)] or [0])
 
 
-def _check_reachable(path: Path, user: str) -> None:
-    """Raise if ``user`` cannot enter every directory above ``path`` (e.g. one of mode 0700)."""
-    account = pwd.getpwnam(user)
-    groups = set(os.getgrouplist(user, account.pw_gid))
-    for parent in reversed(path.parents):
-        st = parent.stat()
-        if st.st_uid == account.pw_uid:
-            ok = st.st_mode & 0o100
-        elif st.st_gid in groups:
-            ok = st.st_mode & 0o010
-        else:
-            ok = st.st_mode & 0o001
-        if not ok:
-            owner = pwd.getpwuid(st.st_uid).pw_name
-            group = grp.getgrgid(st.st_gid).gr_name
-            raise StackError(
-                f"the database server runs as {user!r}, which cannot enter {parent} "
-                f"(mode {st.st_mode & 0o777:o}, owner {owner}:{group}), so it cannot reach {path}. "
-                f"Choose a DATA_DIR under directories others may enter, or run: chmod o+x {parent}")

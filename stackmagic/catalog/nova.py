@@ -249,6 +249,15 @@ class Nova(ApiService):
             self._write_cpu_conf(ctx)
         for path in (self.state_path(ctx) / "keys", self.instances_path(ctx)):
             path.mkdir(parents=True, exist_ok=True)
+        if cfg.is_service_enabled("n-cpu") and self.virt_driver(ctx) == "libvirt":
+            from stackmagic.catalog import libvirt
+
+            # qemu runs as libvirt-qemu: libvirt hands it the disk files, not the directories
+            blocked = libvirt.unreachable_by_qemu(self.instances_path(ctx))
+            if blocked is not None:
+                raise ConfigError(f"guests' disks go to {self.instances_path(ctx)}, but QEMU (user "
+                                  f"libvirt-qemu) cannot pass through {blocked}: chmod o+x {blocked}, "
+                                  "or set DATA_DIR to a directory others can traverse")
 
     def _write_nova_conf(self, ctx: "Context", conf: Path) -> None:
         """devstack's create_nova_conf (and the hypervisor plugin's configure)."""

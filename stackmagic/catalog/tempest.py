@@ -172,6 +172,15 @@ def tempest_options(ctx: "Context", workspace: Path) -> list[tuple[str, str, str
         ("identity-feature-enabled", "access_rules", "true"),
         *_security_compliance(ctx),
     ]
+    if cfg.is_service_enabled("n-api") or cfg.is_service_enabled("q-svc"):
+        # devstack's validation section: how tempest logs in to a guest it booted (the image
+        # stackmagic builds takes cirros's user, key pair and password, as cirros does)
+        user = s.get("DEFAULT_INSTANCE_USER") or "cirros"
+        opts += [("validation", "image_ssh_user", user),
+                 ("validation", "image_alt_ssh_user", s.get("DEFAULT_INSTANCE_ALT_USER") or user),
+                 ("validation", "image_ssh_password", s.get("DEFAULT_INSTANCE_PASSWORD") or "gocubsgo"),
+                 ("validation", "auth_method", "keypair"),
+                 ("validation", "ssh_timeout", s.get("BUILD_TIMEOUT") or "196")]
     for service in SERVICE_AVAILABLE:
         opts.append(("service_available", service, _tf(cfg.is_service_enabled(service))))
     for project in ctx.projects:        # what each running project tells tempest about itself
@@ -208,6 +217,10 @@ def image_options(ctx: "Context") -> list[tuple[str, str, str]]:
         ("image-feature-enabled", "image_format_enforcement",
          _tf(s.bool("GLANCE_ENFORCE_IMAGE_FORMAT", True))),
     ]
+    local = _image_file(ctx, images.ref)
+    if local is not None:          # what scenario tests upload when they make images of their own
+        opts += [("scenario", "img_file", str(local)), ("scenario", "img_disk_format", "qcow2"),
+                 ("scenario", "img_container_format", "bare")]
     if s.get("TEMPEST_HTTP_IMAGE"):
         opts.append(("image", "http_image", s["TEMPEST_HTTP_IMAGE"]))
     return opts
@@ -229,15 +242,32 @@ def active_images(ctx: "Context") -> Images:
     return Images(first["id"], alt["id"])
 
 
+def _image_file(ctx: "Context", image_id: str) -> Path | None:
+    """The file under ``$FILES/images`` that image ``image_id`` was uploaded from (qcow2 only)."""
+    found = _glance_get(ctx, f"/v2/images/{image_id}")
+    if found.get("disk_format") != "qcow2":
+        return None
+    for path in sorted((ctx.settings.files / "images").glob("*.qcow2")):
+        if path.name.startswith(found.get("name", "")) and path.stat().st_size == found.get("size"):
+            return path
+    return None
+
+
 def _glance_get(ctx: "Context", path: str) -> dict[str, Any]:
+    return service_get(ctx, "image", path, "g-api")
+
+
+def service_get(ctx: "Context", kind: str, path: str, service: str) -> dict[str, Any]:
+    """GET ``path`` from the ``kind`` API (its public endpoint) as the admin; ``service`` names
+    what to check is running when it does not answer."""
     token, catalog = _admin_token(ctx)
-    url = _endpoint(catalog, "image", ctx.settings.region_name) + path
+    url = _endpoint(catalog, kind, ctx.settings.region_name) + path
     request = urllib.request.Request(url, headers={"X-Auth-Token": token, "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - the stack's own URL
             return json.load(resp)
     except (urllib.error.URLError, OSError) as err:
-        raise TempestError(f"cannot list Glance's images at {url} ({err}); is g-api running?") from None
+        raise TempestError(f"cannot read {url} ({err}); is {service} running?") from None
 
 
 def _admin_token(ctx: "Context") -> tuple[str, list[dict[str, Any]]]:

@@ -22,7 +22,8 @@ stackmagic's own choices (differences from devstack):
   ``[[post-config|/$Q_PLUGIN_CONF_FILE]]`` still names the right file.
 - ``HOST_IP`` defaults to ``127.0.0.1`` (devstack guesses an interface's
   address) and services listen on it: ``SERVICE_LISTEN_ADDRESS=$HOST_IP``.
-- ``DATABASE_TYPE`` defaults to ``sqlite``.
+- ``DATABASE_TYPE`` follows the enabled database service as in devstack (``mysql`` or
+  ``postgresql``); with neither enabled it is ``sqlite`` (no server).
 - ``API_WORKERS`` is devstack's ``max(2, nproc / 4)``.
 
 Passwords have no defaults here: unset passwords stay unset.
@@ -88,7 +89,10 @@ POST_LOCALRC: tuple[tuple[str, str], ...] = (
     ("SERVICE_HOST", "$HOST_IP"),
     ("SERVICE_LISTEN_ADDRESS", "$HOST_IP"),
     ("SERVICE_PROTOCOL", "http"),
-    ("DATABASE_TYPE", "sqlite"),
+    # devstack: the enabled database service names the backend (mysql, postgresql); with
+    # neither, stackmagic's embedded default
+    ("DATABASE_TYPE", "$(if is_service_enabled mysql; then echo mysql; "
+                      "elif is_service_enabled postgresql; then echo postgresql; else echo sqlite; fi)"),
     ("DATABASE_HOST", "$SERVICE_HOST"),
     ("DATABASE_USER", "root"),
     ("RABBIT_HOST", "$SERVICE_HOST"),

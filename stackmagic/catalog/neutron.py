@@ -1,0 +1,300 @@
+"""Neutron, the Networking service, in devstack's default layout: ML2 with the OVN mechanism
+driver (devstack's lib/neutron, lib/neutron_plugins/ml2 and lib/neutron_plugins/ovn_agent).
+
+Services and what runs for them (each its own tmux window):
+
+- ``q-svc``: the API (``neutron.wsgi.api:application`` under gunicorn, one worker: the OVN
+  driver keeps its database connections per worker), and, as devstack's
+  ``start_neutron_service_and_check`` does, ``neutron-rpc-server``,
+  ``neutron-periodic-workers`` and ``neutron-ovn-maintenance-worker``.
+- ``q-ovn-agent``: ``neutron-ovn-agent`` with its ``metadata`` extension: for every network
+  with a port on this chassis it makes an ``ovnmeta-<network>`` namespace with haproxy on
+  169.254.169.254 that forwards to Nova's metadata API (``n-api-meta``). Runs as root.
+
+configure: neutron.conf, ``plugins/ml2/ml2_conf.ini`` (``Q_PLUGIN_CONF_FILE``) and
+``plugins/ml2/ovn_agent.ini``; init: ``neutron-db-manage upgrade head``; accounts: the neutron
+user and the ``network`` endpoints; data: devstack's initial networks (:mod:`stackmagic.networks`):
+``public`` with FLOATING_RANGE on the ``public`` physical network (br-ex), ``private`` in the
+demo project from the default subnet pools, ``router1`` between them, and default security group
+rules that let ping and SSH in. The provider side (the gateway address devstack puts on br-ex in
+the host) lives in stackmagic's provider namespace (:mod:`stackmagic.provider`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from stackmagic.catalog.api_service import ApiService
+from stackmagic.catalog.base import Need, Process
+from stackmagic.catalog.wsgi import gunicorn
+from stackmagic.errors import ConfigError
+from stackmagic.health import CommandCheck
+from stackmagic.verify import Listing
+
+if TYPE_CHECKING:
+    from stackmagic.context import Context
+
+#: neutron-server's processes beside the API (devstack's enable_neutron_server_services)
+SERVER_WORKERS = ("neutron-rpc-server", "neutron-periodic-workers", "neutron-ovn-maintenance-worker")
+#: the privsep contexts of neutron.privileged, each with its own config section
+PRIVSEP_SECTIONS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsctl", "privsep_namespace",
+                    "privsep_conntrack", "privsep_link")
+
+
+class Neutron(ApiService):
+    name = "neutron"
+    group = "neutron"
+    services = {"q-svc": "Networking API server (neutron-server)",
+                "q-ovn-agent": "Neutron OVN agent (metadata)"}
+    repo, pypi = "openstack/neutron", "neutron"
+    requirements = ("gunicorn", "openstacksdk")
+    system_packages = ("haproxy", "iproute2", "iptables")   # iptables: the netdev checksum fix in ovnmeta-*
+    api, app, health_path = "q-svc", "neutron.wsgi.api:application", "/"
+    conf_setting, port_setting, default_port = "NEUTRON_CONF", "Q_PORT", 9696
+    database, manage = "neutron", "neutron-db-manage"
+    scope_setting = "NEUTRON_ENFORCE_SCOPE"
+    service_type, service_description = "network", "Neutron Service"
+    requires = (Need("database", before="init"), Need("identity", before="accounts"),
+                Need("message-bus", before="start"), Need("ovn", before="start"),
+                Need("provider-network", before="data"))
+
+    # -- where things are ----------------------------------------------------------------
+    def plugin_conf(self, ctx: "Context") -> Path:
+        return ctx.settings.path("Q_PLUGIN_CONF_FILE")
+
+    def agent_conf(self, ctx: "Context") -> Path:
+        return ctx.settings.path("OVN_AGENT_CONF", self.conf(ctx).parent / "plugins" / "ml2" / "ovn_agent.ini")
+
+    def state_path(self, ctx: "Context") -> Path:
+        return ctx.settings.data_dir / "neutron"
+
+    def config_files(self, ctx: "Context") -> list[Path]:
+        return [self.conf(ctx), self.plugin_conf(ctx), self.agent_conf(ctx)]
+
+    def env(self, ctx: "Context") -> dict[str, str]:
+        # neutron.server reads OS_NEUTRON_CONFIG_DIR / OS_NEUTRON_CONFIG_FILES (';'-separated,
+        # relative to the dir) when the WSGI app loads: neutron.conf and the ML2 plugin's file
+        return {"OS_NEUTRON_CONFIG_DIR": str(self.conf(ctx).parent),
+                "OS_NEUTRON_CONFIG_FILES": f"{self.conf(ctx).name};{self.plugin_conf(ctx)}"}
+
+    def layout(self, ctx: "Context") -> str:
+        agent = (ctx.settings.get("Q_AGENT") or "ovn").lower()
+        if agent != "ovn":
+            raise ConfigError(f"Q_AGENT={agent}: stackmagic runs Neutron with OVN (Q_AGENT=ovn, "
+                              "devstack's default) for now; remove Q_AGENT from the localrc")
+        return agent
+
+    def plan_notes(self, ctx: "Context") -> list[str]:
+        if not ctx.config.is_service_enabled("q-svc"):
+            return []
+        self.layout(ctx)
+        return ["neutron: ML2/OVN (devstack's default): OVN's own DHCP, routers and floating IPs "
+                "in ovn-northd's logical routers; metadata through q-ovn-agent's haproxy"]
+
+    # -- configure ------------------------------------------------------------------------
+    def configure(self, ctx: "Context") -> None:
+        from stackmagic.catalog import ovn, rabbit
+
+        self.layout(ctx)
+        super().configure(ctx)
+        s, conf = ctx.settings, self.conf(ctx)
+        state = self.state_path(ctx)
+        (state / "lock").mkdir(parents=True, exist_ok=True)
+        src = self.source_dir(ctx)
+        paste = src / "etc" / "neutron" / "api-paste.ini"
+        if paste.exists():
+            shutil.copy(paste, conf.parent / "api-paste.ini")
+        d = "DEFAULT"
+        for key, value in (
+            ("core_plugin", "ml2"), ("service_plugins", self.service_plugins(ctx)),
+            ("auth_strategy", "keystone"), ("state_path", state),
+            ("bind_host", s.get("Q_LISTEN_ADDRESS") or s.service_listen),
+            ("bind_port", self.port(ctx)), ("api_paste_config", conf.parent / "api-paste.ini"),
+            ("api_workers", 1), ("rpc_workers", 1), ("rpc_state_report_workers", 0),
+            ("notify_nova_on_port_status_changes", s.bool("Q_NOTIFY_NOVA_PORT_STATUS_CHANGES", True)),
+            ("notify_nova_on_port_data_changes", s.bool("Q_NOTIFY_NOVA_PORT_DATA_CHANGES", True)),
+            ("dhcp_agent_notification", ctx.config.is_service_enabled("q-dhcp")),
+            ("allow_overlapping_ips", s.bool("Q_ALLOW_OVERLAPPING_IP", True)),
+            ("transport_url", rabbit.transport_url(ctx)),
+        ):
+            ctx.iniset(conf, d, key, value)
+        ctx.iniset(conf, "oslo_concurrency", "lock_path", state / "lock")
+        ctx.iniset(conf, "ovs", "igmp_snooping_enable", s.bool("OVN_IGMP_SNOOPING_ENABLE", False))
+        ctx.iniset(conf, "oslo_policy", "enforce_new_defaults",
+                   s.bool("NEUTRON_ENFORCE_NEW_DEFAULTS", True))
+        for section, user in (("nova", "nova"), ("placement", "placement")):
+            keystoneauth(ctx, conf, section, user)
+        if s.get("VIRT_DRIVER") == "fake":
+            for quota in ("network", "subnet", "port", "security_group", "security_group_rule"):
+                ctx.iniset(conf, "quotas", f"quota_{quota}", -1)
+        self._privsep(ctx, conf)
+        self._ml2(ctx, ovn)
+        self._agent(ctx, ovn)
+
+    def service_plugins(self, ctx: "Context") -> str:
+        plugins = [ctx.settings.get("ML2_L3_PLUGIN", "ovn-router") or ""]
+        extra = ctx.settings.get("Q_SERVICE_PLUGIN_CLASSES") or ""
+        return ",".join(p for p in [*plugins, *extra.split(",")] if p.strip())
+
+    def _privsep(self, ctx: "Context", conf: Path) -> None:
+        """Root helpers: every agent runs as root here, so privsep's daemons start directly
+        (no sudo, no rootwrap) and commands need no root helper."""
+        helper = ctx.venv.bin("privsep-helper")
+        for section in PRIVSEP_SECTIONS:
+            ctx.iniset(conf, section, "helper_command",
+                       f"{helper} --config-file {conf} --config-file {self.agent_conf(ctx)}")
+        ctx.iniset(conf, "agent", "root_helper", "")
+
+    def _ml2(self, ctx: "Context", ovn) -> None:
+        s, ml2 = ctx.settings, self.plugin_conf(ctx)
+        physnet = s.get("PUBLIC_PHYSICAL_NETWORK") or "public"
+        phys = [p for p in dict.fromkeys([s.get("PHYSICAL_NETWORK") or "public", physnet]) if p]
+        ext_drivers = s.get("Q_ML2_PLUGIN_EXT_DRIVERS") or "port_security"
+        for section, key, value in (
+            ("ml2", "type_drivers", s.get("Q_ML2_PLUGIN_TYPE_DRIVERS") or "local,flat,vlan,geneve"),
+            ("ml2", "tenant_network_types", s.get("Q_ML2_TENANT_NETWORK_TYPE") or "geneve"),
+            ("ml2", "mechanism_drivers", s.get("Q_ML2_PLUGIN_MECHANISM_DRIVERS") or "ovn"),
+            ("ml2", "extension_drivers", ext_drivers),
+            ("ml2", "overlay_ip_version", s.get("TUNNEL_IP_VERSION") or "4"),
+            ("ml2_type_geneve", "vni_ranges", "1:65536"),
+            ("ml2_type_geneve", "max_header_size", s.int("OVN_GENEVE_OVERHEAD", 38)),
+            ("ml2_type_flat", "flat_networks", ",".join(phys)),
+            ("ml2_type_vlan", "network_vlan_ranges", ",".join(phys)),
+            ("securitygroup", "enable_security_group", s.bool("Q_USE_SECGROUP", True)),
+            ("ovn", "ovn_nb_connection", ovn.nb_connection(ctx)),
+            ("ovn", "ovn_sb_connection", ovn.sb_connection(ctx)),
+            ("ovn", "neutron_sync_mode", s.get("OVN_NEUTRON_SYNC_MODE") or "log"),
+            ("ovn", "ovn_l3_scheduler", s.get("OVN_L3_SCHEDULER") or "leastloaded"),
+            ("ovn", "ovn_metadata_enabled", ctx.config.is_service_enabled("q-ovn-agent")),
+        ):
+            ctx.iniset(ml2, section, key, value)
+
+    def _agent(self, ctx: "Context", ovn) -> None:
+        s, agent = ctx.settings, self.agent_conf(ctx)
+        for section, key, value in (
+            ("DEFAULT", "debug", s.bool("ENABLE_DEBUG_LOG_LEVEL", True)),
+            ("DEFAULT", "nova_metadata_host", s.get("OVN_META_DATA_HOST") or s.service_host),
+            ("DEFAULT", "nova_metadata_port", s.int("METADATA_SERVICE_PORT", 8775)),
+            ("DEFAULT", "metadata_workers", 1),
+            ("DEFAULT", "state_path", self.state_path(ctx)),
+            ("agent", "extensions", s.get("OVN_AGENT_EXTENSIONS") or "metadata"),
+            ("agent", "root_helper", ""),
+            ("ovs", "ovsdb_connection", ovn.ovsdb_connection(ctx)),
+            ("ovn", "ovn_sb_connection", ovn.sb_connection(ctx)),
+            ("ovn", "ovn_nb_connection", ovn.nb_connection(ctx)),
+        ):
+            ctx.iniset(agent, section, key, value)
+        helper = ctx.venv.bin("privsep-helper")
+        for section in PRIVSEP_SECTIONS:
+            ctx.iniset(agent, section, "helper_command", f"{helper} --config-file {agent}")
+
+    # -- init, processes --------------------------------------------------------------------
+    def init(self, ctx: "Context") -> None:
+        from stackmagic.catalog.database import Database
+
+        Database.create(ctx, self.database)
+        ctx.run(ctx.venv.bin(self.manage), "--config-file", self.conf(ctx), "--config-file",
+                self.plugin_conf(ctx), "upgrade", "head", cwd=self.conf(ctx).parent)
+
+    def processes(self, ctx: "Context") -> Iterable[Process]:
+        s = ctx.settings
+        conf_args = ["--config-file", str(self.conf(ctx)), "--config-file", str(self.plugin_conf(ctx))]
+        cwd = ctx.conf_dir(self.name)
+        if ctx.config.is_service_enabled("q-svc"):
+            tmp = self.state_path(ctx) / "tmp"
+            tmp.mkdir(parents=True, exist_ok=True)
+            # the OVN driver spreads OVSDB events over the API workers by a hash ring sized by
+            # the worker count, which it reads from uWSGI or mod_wsgi, else ASGI_WORKERS; under
+            # gunicorn it finds none ("The Neutron API workers count is zero") and drops every
+            # event: no port ever goes ACTIVE. Its election files go to TMPDIR.
+            server_env = {**self.env(ctx), "ASGI_WORKERS": "1", "TMPDIR": str(tmp)}
+            yield gunicorn(ctx, self.api, self.name, self.app, self.port(ctx), env=server_env,
+                           health_path=self.health_path, workers=1)
+            for worker in SERVER_WORKERS:
+                # they stop slowly on SIGTERM (shared notes: >10 s): SIGKILL follows after 5 s
+                yield Process(worker, [str(ctx.venv.bin(worker)), *conf_args], cwd=cwd,
+                              env=server_env, after=(self.api,), stop_timeout=5.0)
+        if ctx.config.is_service_enabled("q-ovn-agent"):
+            from stackmagic.catalog import ovn
+
+            yield Process("q-ovn-agent", [str(ctx.venv.bin("neutron-ovn-agent")),
+                                          "--config-file", str(self.agent_conf(ctx))],
+                          cwd=cwd, needs_root=True, after=("ovn-controller",), stop_timeout=5.0,
+                          health=self.agent_check(ctx, ovn), timeout=s.int("SERVICE_TIMEOUT", 90))
+
+    def agent_check(self, ctx: "Context", ovn) -> CommandCheck:
+        """The agent has registered its chassis in OVN's southbound database (where Neutron
+        reads its liveness from) and its process runs."""
+        sbctl = shutil.which("ovn-sbctl") or "/usr/bin/ovn-sbctl"
+        return CommandCheck(("sh", "-c", f"{sbctl} --db={ovn.sb_connection(ctx)} --timeout=5 --bare "
+                             "--columns=external_ids list Chassis_Private "
+                             "| grep -q neutron:ovn-neutron-agent-id"))
+
+    def data(self, ctx: "Context") -> None:
+        from stackmagic import networks
+
+        if ctx.settings.bool("NEUTRON_CREATE_INITIAL_NETWORKS", True):
+            networks.create_initial(ctx)
+
+    def unstack(self, ctx: "Context") -> None:
+        from stackmagic import networks
+
+        networks.unplug(ctx)
+
+    def verify_checks(self, ctx: "Context") -> list[Listing]:
+        return [Listing("networks", "network.networks", ("name", "status"), show="{name} ({status})"),
+                Listing("agents", "network.agents", ("agent_type", "is_alive", "host"),
+                        show="{agent_type} on {host} (alive: {is_alive})")]
+
+    def tempest_options(self, ctx: "Context") -> list[tuple[str, str, str]]:
+        """devstack's configure_tempest for the network: the public network and router, the
+        private range, the extensions this Neutron has, and how guests are reached (floating
+        IPs, as the cirros user)."""
+        from stackmagic.catalog.tempest import service_get
+
+        s = ctx.settings
+        opts = [("network", "project_networks_reachable", "false"),
+                ("network", "project_network_cidr", s.get("FIXED_RANGE") or
+                 s.get("IPV4_ADDRS_SAFE_TO_USE") or "10.0.0.0/22"),
+                ("network", "default_network", s.get("FIXED_RANGE") or
+                 s.get("IPV4_ADDRS_SAFE_TO_USE") or "10.0.0.0/22"),
+                ("network-feature-enabled", "ipv6", "true" if (s.get("IP_VERSION") or "4+6").endswith("6")
+                 else "false"),
+                ("network-feature-enabled", "ipv6_subnet_attributes", "true"),
+                ("network-feature-enabled", "port_security", "true"),
+                ("validation", "run_validation", "true" if s.bool("TEMPEST_RUN_VALIDATION", True) else "false"),
+                ("validation", "connect_method", s.get("TEMPEST_SSH_CONNECT_METHOD") or "floating"),
+                ("validation", "ip_version_for_ssh", "4"),
+                ("validation", "network_for_ssh", s.get("PRIVATE_NETWORK_NAME") or "private"),
+                *super().tempest_options(ctx)]
+        extensions = service_get(ctx, "network", "/v2.0/extensions", "q-svc").get("extensions", [])
+        opts.append(("network-feature-enabled", "api_extensions",
+                     ",".join(sorted(e["alias"] for e in extensions))))
+        if s.bool("NEUTRON_CREATE_INITIAL_NETWORKS", True):
+            name = s.get("PUBLIC_NETWORK_NAME") or "public"
+            found = service_get(ctx, "network", f"/v2.0/networks?name={name}", "q-svc").get("networks", [])
+            if found:
+                opts += [("network", "public_network_id", found[0]["id"]),
+                         ("network", "floating_network_name", name)]
+        return opts
+
+    def cleanup(self, ctx: "Context") -> None:
+        super().cleanup(ctx)
+        shutil.rmtree(self.state_path(ctx), ignore_errors=True)
+
+
+def keystoneauth(ctx: "Context", conf: Path, section: str, user: str) -> None:
+    """devstack's configure_keystoneauth: how a service talks to another as ``user``."""
+    from stackmagic import identity
+
+    s = ctx.settings
+    for key, value in (("auth_type", "password"), ("auth_url", identity.auth_url(ctx)),
+                       ("username", user), ("password", s.service_password),
+                       ("user_domain_name", "Default"),
+                       ("project_name", s.get("SERVICE_PROJECT_NAME") or "service"),
+                       ("project_domain_name", "Default"), ("region_name", s.region_name)):
+        ctx.iniset(conf, section, key, value)
+
+

@@ -1,0 +1,182 @@
+"""A guest you can reach, for real (issue 10): the compute sample — Keystone, Glance, Placement,
+RabbitMQ, MariaDB, Nova on libvirt/QEMU, Open vSwitch and OVN, Neutron ML2/OVN — stacked once
+for this module, then:
+
+- every service healthy, from its real state (compute services up, the compute node in
+  Placement, the OVN agent alive);
+- ``verify``'s guest: a server boots the image stackmagic built, shows its banner and hostname
+  on the console, answers ping and SSH through a floating IP from the provider namespace, and
+  reports its own hostname;
+- SIGKILL of n-cpu is seen as down; the next ``stack`` restarts only it; the running guest
+  survives and still answers SSH;
+- tempest.conf gets the compute, network and validation sections;
+- ``unstack --all`` leaves no qemu, libvirtd, rabbitmq, ovs, ovn, haproxy or nova/neutron
+  process, no namespace, and the host's addresses and routes as they were.
+
+Root only; slow (a cold stack of this size takes minutes). Uses the machine's libvirtd and
+Open vSwitch database socket: nothing else may run them meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from stackmagic.process_info import alive, tree
+from stackmagic.samples import sample_path, sandbox
+from tests.conftest import wait_until
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="libvirtd and Open vSwitch run as root")]
+
+#: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
+DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-server",
+           "ovs-vswitchd", "ovn-northd", "ovn-controller", "haproxy", "nova-", "neutron-",
+           "privsep-helper", "gunicorn")
+
+
+def host_network() -> dict:
+    """The host namespace's addresses and routes (what the stack must never touch)."""
+    def ip(*args):
+        return json.loads(subprocess.run(["ip", "-j", *args], capture_output=True, text=True).stdout)
+    addrs = sorted((link["ifname"], a["local"], a["prefixlen"]) for link in ip("addr")
+                   for a in link.get("addr_info", []))
+    routes = [{k: r.get(k) for k in ("dst", "gateway", "dev")} for r in ip("route")]
+    routes6 = [{k: r.get(k) for k in ("dst", "gateway", "dev")} for r in ip("-6", "route")]
+    return {"addresses": addrs, "routes": routes, "routes6": routes6}
+
+
+def our_processes(pids_before: set[int]) -> dict[int, str]:
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in pids_before:
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith(DAEMONS) and alive(int(proc.name)):
+            found[int(proc.name)] = comm
+    return found
+
+
+def namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+
+    # not under pytest's 0700 tmp: qemu runs as libvirt-qemu and must reach the instance disks
+    root = Path(tempfile.mkdtemp(prefix="sm-compute-"))
+    root.chmod(0o755)
+    conf = root / "local.conf"
+    conf.write_text("\n".join(["[[local|localrc]]", *sandbox(root, "compute"),
+                               f"source {sample_path('compute')}", "enable_service tempest", ""]))
+    before = {"network": host_network(), "namespaces": namespaces(),
+              "pids": {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}}
+    engine = Engine(load_config(conf))
+    try:
+        summary = engine.stack()
+        yield {"conf": conf, "root": root, "summary": summary, "before": before}
+    finally:
+        Engine(load_config(conf)).unstack(all=True)
+        Engine(load_config(conf)).clean()
+        sock = load_config(conf).settings["TMUX_SOCKET"]
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def engine_for(cloud):
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+
+    return Engine(load_config(cloud["conf"]))
+
+
+def test_every_service_is_healthy(cloud):
+    status = {s.service: s for s in engine_for(cloud).status()}
+    unhealthy = {n: s.detail for n, s in status.items() if not s.healthy}
+    assert not unhealthy
+    assert {"n-api", "n-cpu", "n-sch", "q-svc", "q-ovn-agent", "ovn-controller", "rabbit",
+            "libvirtd"} <= set(status)
+
+
+def test_a_guest_answers_ssh_through_its_floating_ip(cloud):
+    from stackmagic.verify import verify
+
+    found = {c.name: c for c in verify(engine_for(cloud))}
+    failed = {n: c.data for n, c in found.items() if not c.ok}
+    assert not failed
+    stages = {st["stage"]: st for st in found["guest"].data["stages"]}
+    assert {"active", "console", "floating_ip", "ping", "ssh"} <= set(stages)
+    assert stages["ssh"]["hostname"].split(".")[0] == found["guest"].data["server"]
+    agents = found["agents"].data["agents"]
+    assert agents and all(a["is_alive"] for a in agents)
+
+
+def test_tempest_logs_in_to_a_guest_from_the_provider_namespace(cloud):
+    """Tempest's first scenario, run where the guests are reachable (the APIs answer there too)."""
+    from stackmagic import provider
+
+    engine = engine_for(cloud)
+    data = engine.config.settings.data_dir
+    done = provider.run(engine.ctx, [data / "venv-tempest" / "bin" / "tempest", "run", "--regex",
+                                     r"^tempest\.scenario\.test_server_basic_ops"],
+                        cwd=data / "tempest", capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " - Passed: 1" in done.stdout
+
+
+def test_killed_compute_agent_is_restored_and_the_guest_survives(cloud):
+    from stackmagic import guestcheck
+
+    engine = engine_for(cloud)
+    kept = guestcheck.run(engine, keep=True)
+    assert kept["ok"], kept
+    try:
+        qemu = kept["qemu_pid"]
+        status = {s.service: s for s in engine.status()}
+        victim = [p for p in tree(status["n-cpu"].pid)[1:]
+                  if Path(f"/proc/{p}/comm").read_text().strip().startswith("nova")]
+        assert victim
+        for pid in victim:
+            os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: not any(alive(p) for p in victim))
+        down = {s.service: s for s in engine_for(cloud).status()}
+        assert not down["n-cpu"].running
+        again = engine_for(cloud).stack()
+        assert [r.step for r in again.ran] == ["start n-cpu"]
+        assert alive(qemu), "the guest's qemu died with nova-compute"
+        assert guestcheck.reach(engine_for(cloud), kept)["ok"]
+    finally:
+        guestcheck.delete(engine_for(cloud), kept)
+
+
+def test_tempest_knows_compute_network_and_validation(cloud):
+    from stackmagic import ini
+
+    conf = engine_for(cloud).config.settings.path("TEMPEST_CONFIG")
+    for section, key in (("compute", "image_ref"), ("compute", "flavor_ref"),
+                         ("network", "public_network_id"), ("validation", "image_ssh_user"),
+                         ("validation", "connect_method"), ("service_available", "nova")):
+        assert ini.iniget(conf, section, key), (section, key)
+    assert ini.iniget(conf, "service_available", "neutron") == "true"
+
+
+def test_unstack_leaves_nothing(cloud):
+    engine_for(cloud).unstack(all=True)
+    before = cloud["before"]
+    assert wait_until(lambda: not our_processes(before["pids"]), timeout=60), our_processes(before["pids"])
+    assert namespaces() <= before["namespaces"]
+    assert host_network() == before["network"]
