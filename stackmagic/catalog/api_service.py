@@ -138,3 +138,17 @@ def configure_authtoken(ctx: "Context", conf: Path, user: str, section: str = "k
     cache = memcached.servers(ctx)
     if cache:
         ctx.iniset(conf, section, "memcached_servers", cache)
+
+
+def configure_keystoneauth(ctx: "Context", conf: Path, section: str, user: str) -> None:
+    """devstack's configure_keystoneauth: how ``section`` of a service's config authenticates to
+    another service, as the service user ``user`` (Nova's ``[neutron]`` as nova, Neutron's
+    ``[nova]`` as nova, ``[placement]`` as placement)."""
+    s = ctx.settings
+    for key, value in (
+        ("auth_type", "password"), ("interface", "public"), ("auth_url", identity.auth_url(ctx)),
+        ("username", user), ("password", s.service_password), ("user_domain_name", "Default"),
+        ("project_name", s.get("SERVICE_PROJECT_NAME") or "service"),
+        ("project_domain_name", "Default"), ("region_name", s.region_name),
+    ):
+        ctx.iniset(conf, section, key, value)

@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from stackmagic.catalog.api_service import ApiService
+from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process
 from stackmagic.catalog.wsgi import gunicorn
 from stackmagic.errors import ConfigError
@@ -125,7 +125,7 @@ class Neutron(ApiService):
         ctx.iniset(conf, "oslo_policy", "enforce_new_defaults",
                    s.bool("NEUTRON_ENFORCE_NEW_DEFAULTS", True))
         for section, user in (("nova", "nova"), ("placement", "placement")):
-            keystoneauth(ctx, conf, section, user)
+            configure_keystoneauth(ctx, conf, section, user)
         if s.get("VIRT_DRIVER") == "fake":
             for quota in ("network", "subnet", "port", "security_group", "security_group_rule"):
                 ctx.iniset(conf, "quotas", f"quota_{quota}", -1)
@@ -283,18 +283,3 @@ class Neutron(ApiService):
     def cleanup(self, ctx: "Context") -> None:
         super().cleanup(ctx)
         shutil.rmtree(self.state_path(ctx), ignore_errors=True)
-
-
-def keystoneauth(ctx: "Context", conf: Path, section: str, user: str) -> None:
-    """devstack's configure_keystoneauth: how a service talks to another as ``user``."""
-    from stackmagic import identity
-
-    s = ctx.settings
-    for key, value in (("auth_type", "password"), ("auth_url", identity.auth_url(ctx)),
-                       ("username", user), ("password", s.service_password),
-                       ("user_domain_name", "Default"),
-                       ("project_name", s.get("SERVICE_PROJECT_NAME") or "service"),
-                       ("project_domain_name", "Default"), ("region_name", s.region_name)):
-        ctx.iniset(conf, section, key, value)
-
-

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from stackmagic import identity
 from stackmagic.catalog import memcached
-from stackmagic.catalog.api_service import ApiService
+from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process, Project
 from stackmagic.catalog.database import Database
 from stackmagic.catalog.wsgi import gunicorn, shim
@@ -681,16 +681,8 @@ class PlacementClient(Project):
 
 # -- helpers ---------------------------------------------------------------------------------
 def keystoneauth(ctx: "Context", conf: Path, section: str, user: str = "nova") -> None:
-    """devstack's configure_keystoneauth: ``section`` authenticates as the service user."""
-    s = ctx.settings
-    for key, value in (
-        ("auth_type", "password"), ("interface", "public"),
-        ("auth_url", ctx.url(s.int("KEYSTONE_SERVICE_PORT", identity.KEYSTONE_PORT))),
-        ("username", user), ("password", s.service_password), ("user_domain_name", "Default"),
-        ("project_name", s.get("SERVICE_PROJECT_NAME") or "service"),
-        ("project_domain_name", "Default"), ("region_name", s.region_name),
-    ):
-        ctx.iniset(conf, section, key, value)
+    """devstack's configure_keystoneauth, as the nova user unless said otherwise."""
+    configure_keystoneauth(ctx, conf, section, user)
 
 
 def transport_url(ctx: "Context", vhost: str = "") -> str:
