@@ -88,8 +88,11 @@ def main() -> None:
     finally:
         teardown(qconf, quick)
 
+    # not 0700 like mkdtemp makes it: rabbitmq and qemu run as their own users and must enter it
     root = Path(tempfile.mkdtemp(prefix="sm-bench-compute-"))
+    root.chmod(0o755)
     conf = conf_for(root, "compute")
+    kept = False
     try:
         secs, cold = timed_stack(conf)
         print(f"compute sample, cold                     {secs:7.1f} s  ({len(cold.ran)} steps)")
@@ -115,8 +118,11 @@ def main() -> None:
         rss_table(warm.services)
         ssh = next((st for st in found["stages"] if st["stage"] == "ssh"), {})
         print(f"    {'qemu of the guest':<32} {'':>7} {ssh.get('qemu_rss_mib') or 0:8.0f}")
+        kept = args.keep
+        if kept:
+            print(f"\nkept running: stackmagic status -c {conf}")
     finally:
-        if not args.keep:
+        if not kept:
             teardown(conf, root)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -413,6 +414,13 @@ class Engine:
         # the projects that declare themselves persistent (database and message servers) keep
         # running, as devstack's unstack.sh leaves them; --all stops them too
         keep = set() if all else {s for s, rec in self.state.processes.items() if rec.persistent}
+        for p in self._projects_for_cleanup():
+            if p.overrides("before_unstack"):
+                try:
+                    p.before_unstack(self.ctx)
+                except (StackError, OSError, subprocess.SubprocessError) as exc:
+                    # stopping the services matters more: say it and go on
+                    self._emit(ev.Message(f"{p.name}: {exc}"))
         for service in reversed(list(self.state.processes)):
             if service in keep and self.tmux.is_running(service):
                 self._emit(ev.Message(f"kept {service} running (unstack --all stops it too)"))

@@ -10,8 +10,9 @@ for this module, then:
 - SIGKILL of n-cpu is seen as down; the next ``stack`` restarts only it; the running guest
   survives and still answers SSH;
 - tempest.conf gets the compute, network and validation sections;
-- ``unstack --all`` leaves no qemu, libvirtd, rabbitmq, ovs, ovn, haproxy or nova/neutron
-  process, no namespace, and the host's addresses and routes as they were.
+- ``unstack --all``, with a guest still running, leaves no qemu, libvirtd, rabbitmq, ovs, ovn,
+  haproxy or nova/neutron process, no libvirt domain, no namespace, and the host's addresses
+  and routes as they were.
 
 Root only; slow (a cold stack of this size takes minutes). Uses the machine's libvirtd and
 Open vSwitch database socket: nothing else may run them meanwhile.
@@ -67,6 +68,11 @@ def our_processes(pids_before: set[int]) -> dict[int, str]:
     return found
 
 
+def domains() -> set[str]:
+    """The domains libvirtd keeps defined on this machine (its files outlive the daemon)."""
+    return {p.stem for p in Path("/etc/libvirt/qemu").glob("*.xml")}
+
+
 def namespaces() -> set[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return {line.split()[0] for line in out.splitlines() if line.strip()}
@@ -83,7 +89,7 @@ def cloud(tmp_path_factory):
     conf = root / "local.conf"
     conf.write_text("\n".join(["[[local|localrc]]", *sandbox(root, "compute"),
                                f"source {sample_path('compute')}", "enable_service tempest", ""]))
-    before = {"network": host_network(), "namespaces": namespaces(),
+    before = {"network": host_network(), "namespaces": namespaces(), "domains": domains(),
               "pids": {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}}
     engine = Engine(load_config(conf))
     try:
@@ -153,8 +159,10 @@ def test_killed_compute_agent_is_restored_and_the_guest_survives(cloud):
         for pid in victim:
             os.kill(pid, signal.SIGKILL)
         assert wait_until(lambda: not any(alive(p) for p in victim))
+        # its window ends a moment after it (the launcher passes its last output on first)
+        assert wait_until(lambda: not engine_for(cloud).tmux.is_running("n-cpu"), timeout=10)
         down = {s.service: s for s in engine_for(cloud).status()}
-        assert not down["n-cpu"].running
+        assert not down["n-cpu"].running and not down["n-cpu"].healthy
         again = engine_for(cloud).stack()
         assert [r.step for r in again.ran] == ["start n-cpu"]
         assert alive(qemu), "the guest's qemu died with nova-compute"
@@ -175,8 +183,16 @@ def test_tempest_knows_compute_network_and_validation(cloud):
 
 
 def test_unstack_leaves_nothing(cloud):
+    from stackmagic import guestcheck
+
+    kept = guestcheck.run(engine_for(cloud), keep=True)     # a guest still runs at unstack
+    assert kept["ok"], kept
+    assert domains() - cloud["before"]["domains"]
     engine_for(cloud).unstack(all=True)
     before = cloud["before"]
+    # devstack's cleanup_nova: the guest is destroyed and undefined, or a later stack's
+    # nova-compute would refuse to start beside it
+    assert domains() <= before["domains"]
     assert wait_until(lambda: not our_processes(before["pids"]), timeout=60), our_processes(before["pids"])
     assert namespaces() <= before["namespaces"]
     assert host_network() == before["network"]

@@ -212,6 +212,10 @@ class Project:
         probe chose: "libvirt: virt_type qemu, because ..."). Cheap: plan calls it every time."""
         return []
 
+    def before_unstack(self, ctx: "Context") -> None:
+        """What unstack does while every service still runs, before any is stopped (devstack's
+        cleanup_nova removes the instances through libvirtd, which outlives it there)."""
+
     def unstack(self, ctx: "Context") -> None:
         """devstack's ``unstack`` plugin phase: after its processes were stopped."""
 

@@ -463,6 +463,27 @@ def foreign_daemons(ctx: "Context") -> list[tuple[str, int]]:
     return out
 
 
+def remove_domains(ctx: "Context", prefix: str) -> list[str]:
+    """Destroy and undefine every domain of libvirtd whose name starts with ``prefix``; the
+    names removed. Nothing when this stack's libvirtd does not run."""
+    if not ctx.tmux.is_running("libvirtd"):
+        return []
+    virsh = ["virsh", "-q", "-c", "qemu:///system"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*virsh, *args], capture_output=True, text=True, timeout=60)
+
+    listed = run("list", "--all", "--name")
+    if listed.returncode != 0:
+        raise StackError(f"virsh list failed: {listed.stderr.strip()}")
+    names = [n for n in listed.stdout.split() if n.startswith(prefix)]
+    for name in names:
+        run("destroy", name)                      # fails harmlessly when it is shut off
+        if run("undefine", "--managed-save", "--nvram", name).returncode != 0:
+            run("undefine", "--managed-save", name)
+    return names
+
+
 def guests() -> list[tuple[int, str]]:
     """(pid, domain name) of every live qemu that libvirtd started (its pid files)."""
     out = []

@@ -663,6 +663,19 @@ class Nova(ApiService):
         alt = next((fid for fid, r, d in known.values() if fid != ref and r >= ram and d >= disk), ref)
         return ref, alt
 
+    def before_unstack(self, ctx: "Context") -> None:
+        """devstack's cleanup_nova at unstack: destroy and undefine this host's instances while
+        libvirtd still runs. Their definitions would outlive the stack in libvirtd's own
+        directory, and a nova-compute that later finds them beside a new database refuses to
+        start ("My hypervisor has existing instances")."""
+        if not ctx.config.is_service_enabled("n-cpu") or self.virt_driver(ctx) != "libvirt":
+            return
+        from stackmagic.catalog import libvirt
+
+        prefix = ctx.settings.get("INSTANCE_NAME_PREFIX") or "instance-"
+        for name in libvirt.remove_domains(ctx, prefix):
+            ctx.log(f"removed the guest {name} from libvirt (destroyed and undefined)")
+
     def cleanup(self, ctx: "Context") -> None:
         for db in (API_DB, CELL0_DB, CELL1_DB):
             Database.drop(ctx, db)

@@ -436,9 +436,11 @@ class OpenVSwitch(Project):
                 health=CommandCheck((*appctl, "ovs-vswitchd", "version")), timeout=30)
 
     def unstack(self, ctx: "Context") -> None:
-        """The devices the userspace datapath made for the bridges outlive ovs-vswitchd: remove
-        them (the bridges stay in the database; ovs-vswitchd makes them again at start)."""
-        gone = remove_datapath_devices(ctx, bridges_in_db(ctx))
+        """The devices the userspace datapath made for the bridges outlive ovs-vswitchd, and
+        so do the guests' taps on them (os-vif makes them persistent for the netdev datapath and
+        removes them only when Nova unplugs a port): remove both (the bridges stay in the
+        database; ovs-vswitchd makes them again at start)."""
+        gone = remove_datapath_devices(ctx, [*bridges_in_db(ctx), *interfaces_in_db(ctx)])
         if gone:
             ctx.log(f"removed the datapath devices {', '.join(gone)}")
 
