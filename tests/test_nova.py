@@ -242,11 +242,34 @@ def test_cells_layouts_and_order(tmp_path):
     assert {"n-cond", "n-novnc"} <= names and not {"n-super-cond", "n-cond-cell1"} & names
 
 
-def test_libvirt_compute_config(tmp_path):
+def test_a_data_dir_qemu_cannot_pass_through_is_refused_at_configure(tmp_path):
+    """Under pytest's 0700 tmp the guests' disks would be out of QEMU's reach: said before any
+    guest fails to boot, with the fix."""
+    from stackmagic.errors import ConfigError
+
+    engine = engine_for(write_conf(tmp_path, "VIRT_DRIVER=libvirt", "LIBVIRT_TYPE=qemu",
+                                   *(f"{p}_PASSWORD=made-up" for p in ("DATABASE", "RABBIT", "SERVICE")),
+                                   services=NOVA.replace(" n-novnc", "") + " ovsdb-server ovs-vswitchd"))
+    engine.plan()
+    nova = next(p for p in engine.ctx.projects if p.name == "nova")
+    with pytest.raises(ConfigError, match=r"cannot pass through .*chmod o\+x"):
+        nova.configure(engine.ctx)
+
+
+@pytest.fixture
+def traversable(tmp_path):
+    """A directory QEMU's user can pass through (pytest's own tmp is 0700: configure refuses it)."""
+    root = Path(tempfile.mkdtemp(prefix="sm-novaconf-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_libvirt_compute_config(traversable):
     """nova-cpu.conf for VIRT_DRIVER=libvirt, from catalog/libvirt.py's decision (nothing started)."""
     from stackmagic import ini
 
-    engine = engine_for(write_conf(tmp_path, "VIRT_DRIVER=libvirt", "LIBVIRT_TYPE=qemu",
+    engine = engine_for(write_conf(traversable, "VIRT_DRIVER=libvirt", "LIBVIRT_TYPE=qemu",
                                    *(f"{p}_PASSWORD=made-up" for p in ("DATABASE", "RABBIT", "SERVICE")),
                                    services=NOVA.replace(" n-novnc", "") + " ovsdb-server ovs-vswitchd"))
     plan = engine.plan()
