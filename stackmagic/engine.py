@@ -199,6 +199,7 @@ class Engine:
             for project in plan.projects:
                 for note in project.plan_notes(self.ctx):
                     self._emit(ev.Message(note))
+            self._stop_unplanned(plan)
             results = self._run(plan)
         return Summary(results, self.status(plan), time.monotonic() - started,
                        plan.unsupported, list(self.config.warnings))
@@ -401,6 +402,15 @@ class Engine:
                              + (f"; services with logs: {', '.join(known)}" if known else
                                 "; nothing has been started yet (run stack)"))
         return path
+
+    def _stop_unplanned(self, plan: Plan) -> None:
+        """Stop what an earlier stack started for a service this plan no longer runs (disabled
+        since, or set aside by another Neutron layout), so the two never run side by side."""
+        planned = {s.process.service for s in plan.steps if s.process}
+        for service in [s for s in self.state.processes if s not in planned]:
+            if stop_service(self.ctx, service):
+                self._emit(ev.Message(f"stopped {service}: this stack no longer runs it"))
+            self.state.forget_steps(lambda sid, name=service: sid == f"start {name}")
 
     # -- unstack / clean ----------------------------------------------------------------------
     def unstack(self, *, all: bool = False) -> list[str]:

@@ -249,3 +249,17 @@ def test_dry_run_makes_the_same_decisions_without_doing_them(stack_dir):
                        "init echo": "would run", "start echo-api": "would run"}
     assert get(stack_dir.port)["message"] == "hello"          # nothing was done
     assert ran(stack_dir.engine().stack()) == [s for s, v in preview.items() if v == "would run"]
+
+
+def test_a_service_no_longer_enabled_is_stopped_by_the_next_stack(stack_dir):
+    first = stack_dir.engine().stack()
+    pid = {s.service: s for s in first.services}["echo-api"].pid
+    assert alive(pid)
+    with stack_dir.localrc.open("a") as localrc:
+        localrc.write("disable_service echo-api\n")
+    events: list = []
+    stack_dir.engine(on_event=events.append).stack()
+    # stopped before anything else ran (a layout switch must not run both side by side)
+    assert not alive(pid)
+    assert any(isinstance(e, ev.Message) and e.text.startswith("stopped echo-api") for e in events)
+    assert "echo-api" not in stack_dir.engine().state.processes
