@@ -21,58 +21,15 @@ import argparse
 import datetime
 import json
 import os
-import socket
 import sys
 import time
 
+import venv_db  # beside this file (sys.path[0])
+from venv_db import _utc, engine, started_at
+
 
 def load_conf(files):
-    from oslo_config import cfg
-
-    conf = cfg.ConfigOpts()
-    conf.register_opts([cfg.StrOpt("host", default=socket.gethostname()),
-                        cfg.IntOpt("service_down_time", default=60)])
-    conf.register_opt(cfg.StrOpt("connection", secret=True), group="database")
-    args = []
-    for f in files:
-        args += ["--config-file", f]
-    conf(args, project="nova", default_config_files=[], default_config_dirs=[])
-    if not conf.database.connection:
-        raise SystemExit(f"no [database] connection in {', '.join(files)}")
-    return conf
-
-
-def engine(conf):
-    import sqlalchemy
-
-    return sqlalchemy.create_engine(conf.database.connection, poolclass=sqlalchemy.pool.NullPool)
-
-
-def _utc(dt):
-    return dt.replace(tzinfo=datetime.timezone.utc) if dt.tzinfo is None else dt
-
-
-def started_at(log, service):
-    """When stackmagic last started ``service``, from its header line in ``log`` (read from the end)."""
-    marker = f" start {service}: ".encode()
-    try:
-        fh = open(log, "rb")
-    except OSError:
-        return None
-    with fh:
-        end = fh.seek(0, os.SEEK_END)
-        carry = b""
-        while end > 0:
-            size = min(end, 1 << 20)
-            end -= size
-            fh.seek(end)
-            lines = (fh.read(size) + carry).split(b"\n")
-            carry = lines.pop(0) if end else b""    # a line that began in the block before
-            for line in reversed(lines):
-                if line.startswith(b"--- ") and marker in line:
-                    stamp = line[4:].split(b" start ", 1)[0].decode()
-                    return datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S %z")
-    return None
+    return venv_db.load_conf(files, "nova", service_down_time=60)
 
 
 def service_up(args):

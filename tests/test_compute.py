@@ -54,7 +54,7 @@ def host_network() -> dict:
     return {"addresses": addrs, "routes": routes, "routes6": routes6}
 
 
-def our_processes(pids_before: set[int]) -> dict[int, str]:
+def our_processes(pids_before: set[int], names: tuple[str, ...] = DAEMONS) -> dict[int, str]:
     found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) in pids_before:
@@ -63,7 +63,7 @@ def our_processes(pids_before: set[int]) -> dict[int, str]:
             comm = (proc / "comm").read_text().strip()
         except OSError:
             continue
-        if comm.startswith(DAEMONS) and alive(int(proc.name)):
+        if comm.startswith(names) and alive(int(proc.name)):
             found[int(proc.name)] = comm
     return found
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -271,8 +272,31 @@ def test_quickstart_and_minimal(workdir: Workdir) -> None:
 
 def test_blog_neutron(workdir: Workdir) -> None:
     config = load_config(sample_path("blog-neutron"))
-    assert config.enabled == DEFAULT + ["q-agt", "q-dhcp", "q-l3", "q-meta"]
+    ovn = ["ovn-controller", "ovn-northd", "q-ovn-agent"]
+    # the agents ask for the Open vSwitch layout: the OVN services of the defaults are set aside
+    assert config.layout == "openvswitch"
+    assert config.enabled == [s for s in DEFAULT if s not in ovn] + ["q-agt", "q-dhcp", "q-l3", "q-meta"]
+    assert sorted(config.set_aside) == ovn and all("q-agt" in why for why in config.set_aside.values())
     assert config.disabled == ["n-net"] and config.warnings == []
+
+
+def test_the_default_layout_is_ovn(workdir: Workdir) -> None:
+    config = load_config(text="", kind="localrc")
+    assert config.layout == "ovn" and config.set_aside == {}
+    assert config.is_service_enabled("ovn-northd", "ovn-controller", "q-ovn-agent")
+    assert load_config(text="Q_AGENT=openvswitch\nenable_service q-agt\n", kind="localrc").layout == "openvswitch"
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("Q_AGENT=ovn\nenable_service q-agt q-dhcp\n", "Remove Q_AGENT=ovn"),
+    ("Q_AGENT=openvswitch\n", "add enable_service q-agt"),
+    ("enable_service q-dhcp\n", "add enable_service q-agt"),
+    ("Q_AGENT=linuxbridge\n", "Q_AGENT=ovn (devstack's default) or Q_AGENT=openvswitch"),
+    ("Q_ML2_PLUGIN_MECHANISM_DRIVERS=ovn\nenable_service q-agt\n", "set it to openvswitch"),
+])
+def test_layouts_that_contradict_themselves_say_what_to_change(workdir: Workdir, text: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_config(text=text, kind="localrc")
 
 
 def test_blog_everything(workdir: Workdir) -> None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
 
 from stackmagic import services
 from stackmagic.catalog import names
-from stackmagic.config import localconf, validate
+from stackmagic.config import layout as layouts, localconf, validate
 from stackmagic.config.localconf import Merge
 from stackmagic.config.localrc import Evaluation, Plugin, evaluate
 from stackmagic.config.settings import Settings
@@ -52,6 +52,10 @@ class Config:
     merges: list[Merge]
     warnings: list[str]
     source: Path | None
+    #: Neutron's layout: "ovn" (devstack's default) or "openvswitch" (q-agt and its agents)
+    layout: str = "ovn"
+    #: services the localrc enables that the layout keeps from starting -> why (not in enabled)
+    set_aside: dict[str, str] = field(default_factory=dict)
 
     def is_service_enabled(self, *names: str) -> bool:
         """True if any of ``names`` is enabled (group names such as ``nova`` included)."""
@@ -124,9 +128,12 @@ def load_config(
         validate.check_name("service", service, file=localrc_name, line=_line_of(service, localrc_text))
     settings = Settings(evaluation.values, evaluation.user)
     validate.check_places(settings, file=localrc_name)
+    layout, set_aside = layouts.neutron_layout(evaluation.values, enabled, localrc_name)
     return Config(
         settings=settings,
-        enabled=enabled,
+        enabled=[s for s in enabled if s not in set_aside],
+        layout=layout,
+        set_aside=set_aside,
         disabled=services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", "")),
         plugins=evaluation.plugins,
         merges=merges,
