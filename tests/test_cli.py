@@ -36,9 +36,11 @@ def test_the_blog_localrcs_plan_with_warnings_not_errors(sample):
     assert set(report) >= {"enabled", "disabled", "plugins", "settings", "merges", "warnings", "errors"}
     if sample == "blog-neutron":
         assert "n-net" not in report["enabled"] and "n-net" in report["disabled"]
-        # ML2/OVN runs here; the agent layout the post names (q-agt ...) does not yet
+        # the agents the post names choose the Open vSwitch layout: they run here, and the
+        # defaults' OVN services are set aside
         assert rows["q-svc"]["project"] == "neutron" and rows["q-svc"]["runs_here"]
-        assert rows["q-agt"]["project"] == "neutron" and not rows["q-agt"]["runs_here"]
+        assert rows["q-agt"]["project"] == "neutron" and rows["q-agt"]["runs_here"]
+        assert "ovn-northd" not in report["enabled"] and "q-ovn-agent" not in rows
         assert rows["key"]["runs_here"] and rows["g-api"]["runs_here"]
     else:
         assert report["settings"]["RECLONE"] == "yes"
