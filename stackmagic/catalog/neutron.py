@@ -448,7 +448,7 @@ class Neutron(ApiService):
         for prefix in ("qdhcp-", "qrouter-"):
             for ns in provider.remove_namespaces(ctx, prefix):
                 ctx.log(f"removed namespace {ns}")
-        if self.layout(ctx) == "openvswitch":
+        if ctx.config.layout == "openvswitch":     # no layout check: unstack must always run
             provider.remove(ctx)
             ctx.state.forget_steps(lambda sid: sid == f"data {self.name}")
 
