@@ -51,6 +51,18 @@ def make_repo(src: Path, dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_home(tmp_path_factory):
+    """Nothing in the suite may remember its tmp localrc in the user's own state file."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = saved
+
+
 @pytest.fixture(scope="session")
 def echo_repo(tmp_path_factory) -> Path:
     """A git repo holding the echo plugin (a tiny HTTP service package and its stackmagic plugin)."""
