@@ -22,6 +22,7 @@ from typing import Any
 
 from stackmagic import events as ev
 from stackmagic.catalog import enabled_projects
+from stackmagic.catalog.base import PROJECT_PHASES
 from stackmagic.context import Cancelled, CommandFailed, Context
 from stackmagic.errors import StackError
 from stackmagic.plan import PHASES, Plan, Step, build_plan
@@ -411,6 +412,12 @@ class Engine:
             if stop_service(self.ctx, service):
                 self._emit(ev.Message(f"stopped {service}: this stack no longer runs it"))
             self.state.forget_steps(lambda sid, name=service: sid == f"start {name}")
+        # a project's configure ... data steps that this plan does not have are forgotten too:
+        # when the project comes back (the other Neutron layout, a service enabled again) they
+        # run against the machine as it is then, not as it was when they last ran
+        steps = {s.id for s in plan.steps}
+        self.state.forget_steps(lambda sid: sid not in steps
+                                and sid.partition(" ")[0] in PROJECT_PHASES)
 
     # -- unstack / clean ----------------------------------------------------------------------
     def unstack(self, *, all: bool = False) -> list[str]:

@@ -6,6 +6,8 @@ top of devstack's defaults, plus what this machine needs — stacked once for th
 - ``verify``'s guest: its address from the DHCP agent's dnsmasq (in a ``qdhcp-`` namespace), its
   key from the metadata agent (through the router's proxy), ping and SSH through a floating IP
   that the L3 agent routes (``qrouter-`` namespace), from the provider namespace;
+- switching to devstack's default layout (OVN) and back, with no ``clean`` between: the other
+  layout's agents, namespaces and bridges go, and a guest is reached each time;
 - ``unstack --all`` leaves no agent, dnsmasq, haproxy, qemu or OVS process, no namespace, and
   the host's addresses and routes as they were.
 
@@ -35,8 +37,9 @@ AGENTS = ("q-agt", "q-dhcp", "q-l3", "q-meta")
 OVN = ("ovn-northd", "ovn-controller", "q-ovn-agent")
 
 
-def write_conf(root: Path, lines: list[str]) -> None:
-    post = [f"source {sample_path('blog-neutron')}"]
+def write_conf(root: Path, lines: list[str], post_lines: bool = True) -> None:
+    """local.conf: the sandbox, the post's two lines (or devstack's defaults alone), MACHINE."""
+    post = [f"source {sample_path('blog-neutron')}"] if post_lines else []
     (root / "local.conf").write_text("\n".join(["[[local|localrc]]", *lines, *post, *MACHINE, ""]))
 
 
@@ -92,6 +95,34 @@ def test_a_guest_is_reached_through_the_agents(cloud):
     spaces = namespaces()
     assert any(ns.startswith("qdhcp-") for ns in spaces)
     assert any(ns.startswith("qrouter-") for ns in spaces)
+
+
+def test_switching_to_ovn_and_back_needs_no_clean(cloud):
+    """The default localrc (OVN) on the same stack, then the post's again: each time the other
+    layout's agents, namespaces and bridges go, and a guest is reached."""
+    from stackmagic import guestcheck
+    from stackmagic.catalog import openvswitch as ovs
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+
+    for agents in (False, True):
+        write_conf(cloud["root"], cloud["lines"], post_lines=agents)
+        engine = Engine(load_config(cloud["conf"]))
+        engine.stack()
+        assert engine.config.layout == ("openvswitch" if agents else "ovn")
+        status = {s.service: s for s in engine.status()}
+        assert not {n: s.detail for n, s in status.items() if not s.healthy}
+        running = set(engine.tmux.running())
+        assert set(AGENTS if agents else OVN) <= running
+        assert not set(OVN if agents else AGENTS) & running
+        spaces = namespaces()
+        stale = ("ovnmeta-",) if agents else ("qdhcp-", "qrouter-")
+        assert not [ns for ns in spaces if ns.startswith(stale)], spaces
+        bridges = subprocess.run(ovs.vsctl_argv(engine.ctx, "list-br"), capture_output=True,
+                                 text=True, check=True).stdout.split()
+        assert ("br-tun" in bridges) == agents
+        found = guestcheck.run(engine)
+        assert found["ok"], found
 
 
 def test_unstack_leaves_nothing(cloud):

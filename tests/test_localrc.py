@@ -287,6 +287,18 @@ def test_the_default_layout_is_ovn(workdir: Workdir) -> None:
     assert load_config(text="Q_AGENT=openvswitch\nenable_service q-agt\n", kind="localrc").layout == "openvswitch"
 
 
+def test_lib_neutron_names_run_as_the_q_names(workdir: Workdir) -> None:
+    config = load_config(text="enable_service neutron-agent neutron-dhcp neutron-l3 "
+                         "neutron-metadata-agent q-agt\n", kind="localrc")
+    # devstack's `is_service_enabled q-agt neutron-agent`: one service, the agent layout
+    assert config.layout == "openvswitch"
+    assert [s for s in config.enabled if s.startswith(("q-", "neutron-"))] == [
+        "q-svc", "q-agt", "q-dhcp", "q-l3", "q-meta"]
+    assert config.renamed == {"neutron-agent": "q-agt", "neutron-dhcp": "q-dhcp", "neutron-l3": "q-l3",
+                              "neutron-metadata-agent": "q-meta"}
+    assert "q-ovn-agent" in config.set_aside
+
+
 @pytest.mark.parametrize(("text", "says"), [
     ("Q_AGENT=ovn\nenable_service q-agt q-dhcp\n", "Remove Q_AGENT=ovn"),
     ("Q_AGENT=openvswitch\n", "add enable_service q-agt"),

@@ -51,6 +51,27 @@ PRIVSEP_SECTIONS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsctl", "pri
                     "privsep_conntrack", "privsep_link")
 
 
+def take_over_switch(ctx: "Context", layout: str) -> bool:
+    """Before ``layout`` ("ovn" or "openvswitch") sets up the switch: when the other layout
+    set it up last, remove what it left in namespaces (its processes were stopped before this
+    stack began) — the agents' qdhcp-/qrouter- namespaces with their dnsmasq, haproxy and
+    radvd, or OVN's ovnmeta- namespaces and metadata ports — while their ports are still on
+    its bridges (that is how they are known as this stack's), then its bridges
+    (:func:`~stackmagic.catalog.openvswitch.claim_bridges`). True when the layout changed."""
+    from stackmagic import networks, provider
+    from stackmagic.catalog import openvswitch as ovs
+    from stackmagic.catalog.ovn import neutron_bridges
+
+    before = ovs.bridges_owner(ctx)
+    if before and before != layout:
+        networks.unplug(ctx)
+        prefixes = ("qdhcp-", "qrouter-") if before == "openvswitch" else ("ovnmeta-",)
+        gone = [ns for prefix in prefixes for ns in provider.remove_namespaces(ctx, prefix)]
+        if gone:
+            ctx.log(f"removed what the {before} layout left: {', '.join(gone)}")
+    return ovs.claim_bridges(ctx, layout, neutron_bridges(ctx))
+
+
 class Neutron(ApiService):
     name = "neutron"
     group = "neutron"
@@ -123,13 +144,16 @@ class Neutron(ApiService):
     def plan_notes(self, ctx: "Context") -> list[str]:
         if not ctx.config.is_service_enabled("q-svc"):
             return []
+        renamed = [f"{new} runs as {q}" for new, q in ctx.config.renamed.items()]
+        notes = [f"neutron: {', '.join(renamed)} (devstack's lib/neutron names for the same "
+                 "services)"] if renamed else []
         if not self.agents(ctx):
-            return ["neutron: ML2/OVN (devstack's default): OVN's own DHCP, routers and floating IPs "
-                    "in ovn-northd's logical routers; metadata through q-ovn-agent's haproxy"]
+            return [*notes, "neutron: ML2/OVN (devstack's default): OVN's own DHCP, routers and "
+                    "floating IPs in ovn-northd's logical routers; metadata through q-ovn-agent's haproxy"]
         aside = sorted(ctx.config.set_aside)
         why = (", ".join(s for s in AGENT_SERVICES if ctx.config.is_service_enabled(s))
                if any(ctx.config.is_service_enabled(s) for s in AGENT_SERVICES) else "Q_AGENT=openvswitch")
-        notes = [f"neutron: ML2/Open vSwitch with agents, because the localrc enables {why}"
+        notes += [f"neutron: ML2/Open vSwitch with agents, because the localrc enables {why}"
                  + (f"; {', '.join(aside)} not started (the OVN layout's)" if aside else ""),
                  "neutron: the q- names are from Neutron's first name, Quantum: q-svc the server, "
                  "q-agt the Open vSwitch L2 agent, q-dhcp dnsmasq per network, q-l3 routers and "
@@ -337,7 +361,6 @@ class Neutron(ApiService):
             ctx.log(f"Neutron's layout changed from {before} to {self.layout(ctx)}: its database "
                     "starts anew (the networks are made again)")
             Database.drop(ctx, self.database)
-            self._leave(ctx, before)
         Database.create(ctx, self.database)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(self.layout(ctx) + "\n")
@@ -349,6 +372,7 @@ class Neutron(ApiService):
             from stackmagic.catalog import openvswitch as ovs
             from stackmagic.catalog.ovn import public_bridge
 
+            take_over_switch(ctx, "openvswitch")
             ovs.add_bridge(ctx, public_bridge(ctx))
             ovs.vsctl(ctx, "--no-wait", "br-set-external-id", public_bridge(ctx), "bridge-id",
                       public_bridge(ctx))
@@ -381,24 +405,6 @@ class Neutron(ApiService):
                                           "--config-file", str(self.agent_conf(ctx))],
                           cwd=cwd, needs_root=True, after=("ovn-controller",), stop_timeout=5.0,
                           health=self.agent_check(ctx, ovn), timeout=s.int("SERVICE_TIMEOUT", 90))
-
-    def _leave(self, ctx: "Context", layout: str) -> None:
-        """Remove what the other layout left on the switch and in namespaces (its processes
-        were stopped before this stack began): the agents' qdhcp-/qrouter- namespaces with their
-        dnsmasq and haproxy, and br-tun; or OVN's ovnmeta- namespaces and metadata proxies."""
-        from stackmagic import networks, provider
-        from stackmagic.catalog import openvswitch as ovs
-
-        if layout == "openvswitch":
-            gone = [ns for prefix in ("qdhcp-", "qrouter-") for ns in provider.remove_namespaces(ctx, prefix)]
-            tunnel = ctx.settings.get("OVS_TUNNEL_BRIDGE") or "br-tun"
-            ovs.vsctl(ctx, "--if-exists", "del-br", tunnel)
-            gone.append(tunnel)
-        else:
-            networks.unplug(ctx)
-            gone = provider.remove_namespaces(ctx, "ovnmeta-")
-        if gone:
-            ctx.log(f"removed what the {layout} layout left: {', '.join(gone)}")
 
     def _agent_processes(self, ctx: "Context", cwd: Path) -> Iterable[Process]:
         """The agents, as root (no rootwrap, privsep helpers started directly); each healthy

@@ -210,6 +210,35 @@ def add_bridge(ctx: "Context", name: str, *settings: str) -> None:
           "--", "br-set-external-id", name, "bridge-id", name)
 
 
+#: the Open_vSwitch row's external_ids key naming who set the bridges up last
+OWNER_KEY = "stackmagic-bridges"
+
+
+def bridges_owner(ctx: "Context") -> str:
+    """Who set the bridges up last (:func:`claim_bridges`), "" when nobody said."""
+    return vsctl(ctx, "--if-exists", "get", "Open_vSwitch", ".", f"external_ids:{OWNER_KEY}").strip('"')
+
+
+def claim_bridges(ctx: "Context", owner: str, bridges: Iterable[str]) -> bool:
+    """The bridges are about to be set up for ``owner`` (a Neutron layout: "ovn" or
+    "openvswitch"). When the other one set them up last, they go first, each with its ports,
+    flows, controller, fail mode and protocols (the L2 agent limits br-int to OpenFlow 1.0-1.3,
+    which ovn-controller cannot speak; OVN's patch ports beside the agent's would loop br-int
+    and br-ex): the layout makes them anew. Who set them up is kept in the switch's own
+    database; True when bridges were removed."""
+    before = bridges_owner(ctx)
+    removed = []
+    if before and before != owner:
+        for bridge in dict.fromkeys(bridges):
+            if bridge in vsctl(ctx, "list-br").split():
+                vsctl(ctx, "--no-wait", "del-br", bridge)
+                removed.append(bridge)
+        ctx.log(f"the switch was set up for {before}; removed its bridges "
+                f"{', '.join(removed) or '(none left)'} for {owner} to make anew")
+    vsctl(ctx, "--no-wait", "set", "Open_vSwitch", ".", f'external_ids:{OWNER_KEY}="{owner}"')
+    return bool(before and before != owner)
+
+
 def bridges_in_db(ctx: "Context") -> list[str]:
     """The bridge names in our database file (read from the file: the server may be stopped)."""
     return _names_in_db(ctx, "Bridge")

@@ -100,6 +100,15 @@ def bridge_mappings(ctx: "Context") -> str:
             or f"{physical_network(ctx)}:{public_bridge(ctx)}")
 
 
+def neutron_bridges(ctx: "Context") -> list[str]:
+    """Every bridge one of Neutron's layouts sets up: br-int, the agents' br-tun, and the
+    public bridges of either layout's mappings."""
+    mapped = ",".join(filter(None, (bridge_mappings(ctx), ctx.settings.get("OVS_BRIDGE_MAPPINGS"))))
+    publics = [m.partition(":")[2].strip() for m in mapped.split(",")]
+    tunnel = ctx.settings.get("OVS_TUNNEL_BRIDGE") or "br-tun"
+    return list(dict.fromkeys(b for b in (integration_bridge(ctx), tunnel, public_bridge(ctx), *publics) if b))
+
+
 def env(ctx: "Context") -> dict[str, str]:
     return {**ovs.env(ctx), "OVN_RUNDIR": str(rundir(ctx)), "OVN_DBDIR": str(datadir(ctx)),
             "OVN_LOGDIR": str(ctx.settings.logdir)}
@@ -177,9 +186,18 @@ class OVN(Project):
         datadir(ctx).mkdir(parents=True, exist_ok=True)
         rundir(ctx).mkdir(parents=True, exist_ok=True)
         enabled = self.enabled_services(ctx)
+        # coming back from the agent layout: its namespaces and bridges go, and the Northbound and Southbound
+        # databases of the OVN layout before it (their networks were Neutron's, whose database
+        # started anew when the layout changed; ovsdb-server is not running them now)
+        from stackmagic.catalog.neutron import take_over_switch
+
+        switched = "ovn-controller" in enabled and take_over_switch(ctx, "ovn")
         if "ovn-northd" in enabled:
             for key, (_, base, schema, _, _) in _DBS.items():
                 path = datadir(ctx) / f"{base}.db"
+                if switched and path.exists():
+                    path.unlink()
+                    ctx.log(f"removed {path}: the OVN layout starts anew")
                 if not path.exists():
                     ctx.run(ovs.tool("ovsdb-tool"), "create", path, SCHEMAS / schema)
                 _set_connection(ctx, key)

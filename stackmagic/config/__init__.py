@@ -56,6 +56,8 @@ class Config:
     layout: str = "ovn"
     #: services the localrc enables that the layout keeps from starting -> why (not in enabled)
     set_aside: dict[str, str] = field(default_factory=dict)
+    #: devstack's neutron-* names the localrc enables -> the q- name each runs as
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def is_service_enabled(self, *names: str) -> bool:
         """True if any of ``names`` is enabled (group names such as ``nova`` included)."""
@@ -128,12 +130,14 @@ def load_config(
         validate.check_name("service", service, file=localrc_name, line=_line_of(service, localrc_text))
     settings = Settings(evaluation.values, evaluation.user)
     validate.check_places(settings, file=localrc_name)
+    enabled, renamed = layouts.q_names(enabled)
     layout, set_aside = layouts.neutron_layout(evaluation.values, enabled, localrc_name)
     return Config(
         settings=settings,
         enabled=[s for s in enabled if s not in set_aside],
         layout=layout,
         set_aside=set_aside,
+        renamed=renamed,
         disabled=services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", "")),
         plugins=evaluation.plugins,
         merges=merges,

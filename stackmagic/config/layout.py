@@ -19,9 +19,20 @@ from stackmagic.errors import ConfigError
 
 #: the agent layout's services (the q- names come from Neutron's first name, Quantum)
 AGENTS = ("q-agt", "q-dhcp", "q-l3", "q-meta")
+#: devstack's lib/neutron names for the same services (from its neutron-legacy split); each
+#: runs as its q- name, as devstack's ``is_service_enabled q-agt neutron-agent`` treats them
+NEW_NAMES = {"neutron-api": "q-svc", "neutron-agent": "q-agt", "neutron-dhcp": "q-dhcp",
+             "neutron-l3": "q-l3", "neutron-metadata-agent": "q-meta"}
 #: the OVN layout's own services (ovsdb-server and ovs-vswitchd serve both layouts)
 OVN_ONLY = ("ovn-northd", "ovn-controller", "q-ovn-agent")
 OVN, OPENVSWITCH = "ovn", "openvswitch"
+
+
+def q_names(enabled: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``enabled`` with devstack's neutron-* names replaced by the q- names they run as, and
+    {new name: q- name} for those replaced."""
+    renamed = {s: NEW_NAMES[s] for s in enabled if s in NEW_NAMES}
+    return list(dict.fromkeys(NEW_NAMES.get(s, s) for s in enabled)), renamed
 
 
 def neutron_layout(values: Mapping[str, str], enabled: list[str], file: str) -> tuple[str, dict[str, str]]:
