@@ -5,12 +5,14 @@ Writes ``<series>.txt`` (upper constraints in the style of openstack/requirement
 ``<series>-releases.txt`` (the server releases, for the mirror and for installs from PyPI).
 
 The resolution starts from an ``upper-constraints.txt`` of openstack/requirements (the versions
-the gate tested); a pin that conflicts with a server release is dropped and left to the resolver.
+the gate tested); a pin that conflicts with a server release is dropped and left to the resolver,
+and the file's own pin of a release named on the command line gives way to it (the file pins
+``horizon`` as a library for dashboard plugins, one release behind at that commit).
 The command that made ``2026.2.txt``::
 
     git -C requirements show 3353677727f8351bc58ba98efafe6bc884a0257c:upper-constraints.txt >/tmp/upper-constraints@3353677.txt
     python -m stackmagic.constraints.compile 2026.2 /tmp/upper-constraints@3353677.txt keystone==30.0.0 glance==33.0.0 \\
-        openstack-placement==16.0.0 nova==34.0.0 neutron==29.0.0
+        openstack-placement==16.0.0 nova==34.0.0 neutron==29.0.0 horizon==27.0.0
 
 which runs, until it resolves::
 
@@ -57,8 +59,9 @@ def _compile(work: Path, seed: dict[str, tuple[str, str]]) -> subprocess.Complet
 def resolve(uc_text: str, releases: list[str]) -> tuple[dict[str, tuple[str, str]], list[str]]:
     """Resolve the releases plus :data:`EXTRAS`; return the pins and the seed pins dropped."""
     spelling = _pins(uc_text)
-    seed = dict(spelling)
     top = {normalize(re.split(r"[=<>!~]", r)[0]) for r in [*releases, *EXTRAS]}
+    named = {normalize(re.split(r"[=<>!~]", r)[0]) for r in releases}
+    seed = {n: pin for n, pin in spelling.items() if n not in named}
     dropped: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
