@@ -151,7 +151,7 @@ def test_release_projects_name_the_repos() -> None:
     projects = release_projects("2026.2")
     assert projects["placement"] == ("openstack-placement", "16.0.0")
     assert projects["keystone"] == ("keystone", "30.0.0")
-    assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron"}
+    assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "cinder"}
 
 
 def test_constraints_do_not_pin_the_servers() -> None:
@@ -159,7 +159,7 @@ def test_constraints_do_not_pin_the_servers() -> None:
     pinned = {constraints.normalize(line.split("===")[0])
               for line in text.splitlines() if "===" in line and not line.startswith("#")}
     assert {"oslo-config", "gunicorn", "openstacksdk", "pymysql", "pymemcache"} <= pinned
-    assert not pinned & {"keystone", "glance", "openstack-placement", "nova", "neutron"}
+    assert not pinned & {"keystone", "glance", "openstack-placement", "nova", "neutron", "cinder"}
     assert all("===" in line for line in text.splitlines() if line and not line.startswith("#"))
 
 
