@@ -289,8 +289,11 @@ def _make_file(ctx: "Context", be: Backend) -> Path:
     with open(tmp, "wb") as fh:
         fh.truncate(size(ctx))
     if be.kind == "nfs":
-        # no reserved blocks (Cinder writes as root), one inode per MiB (few large files)
-        ctx.run("mkfs.ext4", "-q", "-F", "-m", "0", "-T", "largefile", tmp, timeout=600)
+        # no reserved blocks (Cinder writes as root), one inode per MiB (few large files), and
+        # the journal left unwritten: the new file reads as zeros already, and stays sparse
+        # (30G: 5 MiB on disk instead of 133)
+        ctx.run("mkfs.ext4", "-q", "-F", "-m", "0", "-T", "largefile", "-E", "lazy_journal_init=1",
+                tmp, timeout=600)
     os.replace(tmp, path)
     ctx.log(f"made {path}: {size(ctx) // MIB} MiB, sparse")
     return path
