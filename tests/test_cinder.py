@@ -320,3 +320,27 @@ def test_a_size_that_is_no_size_is_refused():
 
     with pytest.raises(ConfigError, match="is not a size"):
         cb.parse_size("lots")
+
+
+def test_tempest_hears_about_the_volume_service_as_lib_tempest_tells_it(tmp_path):
+    from stackmagic.catalog.cinder import Cinder
+    from stackmagic.config import load_config
+    from stackmagic.context import Context
+
+    def options(*extra: str) -> dict[tuple[str, str], str]:
+        localrc = write_localrc(tmp_path, *extra)
+        ctx = Context(load_config(localrc), state=None, tmux=None, venv=None)  # type: ignore[arg-type]
+        return {(section, key): value for section, key, value in Cinder().tempest_options(ctx)}
+
+    opts = options("CINDER_ENABLED_BACKENDS=nfs:nfs")
+    assert opts[("volume", "build_timeout")] == "196"
+    assert opts[("volume", "max_microversion")] == "latest" and ("volume", "min_microversion") not in opts
+    assert opts[("volume", "storage_protocol")] == "nfs"        # what the NFS driver reports
+    assert opts[("volume-feature-enabled", "manage_volume")] == "false"       # lvm only
+    assert opts[("volume-feature-enabled", "api_extensions")] == "all"
+    assert opts[("enforce_scope", "cinder")] == "true"
+    assert ("volume-feature-enabled", "backup") not in opts             # c-bak is enabled
+    two = options("CINDER_ENABLED_BACKENDS=nfs:nfs,nfs:nfs-2", "disable_service c-bak")
+    assert two[("volume-feature-enabled", "multi_backend")] == "true"
+    assert two[("volume", "backend_names")] == "nfs,nfs-2"
+    assert two[("volume-feature-enabled", "backup")] == "false"
