@@ -41,7 +41,8 @@ def service_session(conf_file):
     auth = v3.Password(auth_url=a.auth_url, username=a.username, password=a.password,
                        project_name=a.project_name, user_domain_name=a.user_domain_name,
                        project_domain_name=a.project_domain_name)
-    return session.Session(auth=auth, timeout=20)
+    # short: a get_pools sent before the scheduler listens is lost and waits out the timeout
+    return session.Session(auth=auth, timeout=8)
 
 
 def api_get(args, path):
