@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -29,6 +30,48 @@ def wait_until(predicate, timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def engine_for(config: Path):
+    """An Engine for the localrc or local.conf at ``config``, freshly loaded."""
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+
+    return Engine(load_config(config))
+
+
+def mounts_under(root: Path) -> list[str]:
+    """The mount points below ``root`` (from /proc/self/mountinfo)."""
+    with open("/proc/self/mountinfo") as fh:
+        return [line.split()[4] for line in fh if line.split()[4].startswith(f"{root}/")]
+
+
+@contextlib.contextmanager
+def real_stack(root: Path, config: Path, *, clean: bool = False):
+    """A real stack from ``config`` for a module's tests: yields (engine, summary of stack).
+    Afterwards every process it started is stopped (``unstack --all``, or ``clean`` which also
+    removes its data), its tmux server ended and ``root`` removed; a process left alive, or a
+    mount left below ``root`` (then ``root`` is kept: nothing is deleted across a mount), fails."""
+    from stackmagic.process_info import alive, tree
+
+    engine = engine_for(config)
+    socket_name = engine.tmux.server.socket_name
+    try:
+        yield engine, engine.stack()
+    finally:
+        pids = [p for s in engine_for(config).status() if s.pid for p in tree(s.pid)]
+        if clean:
+            engine_for(config).clean()
+        else:
+            engine_for(config).unstack(all=True)
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
+        Path(f"/tmp/tmux-{os.getuid()}/{socket_name}").unlink(missing_ok=True)
+        left = [p for p in pids if alive(p)]
+        mounted = mounts_under(root)
+        if not mounted:
+            shutil.rmtree(root, ignore_errors=True)
+        assert not left, f"processes left running: {left}"
+        assert not mounted, f"left mounted: {mounted}"
 
 
 def commands_running() -> set[str]:

@@ -24,6 +24,7 @@ import pytest
 
 from stackmagic.process_info import alive, tree
 from stackmagic.samples import sandbox
+from tests.conftest import engine_for, real_stack
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +42,6 @@ def write_conf(root: Path, *extra: str, services: str = NOVA) -> Path:
     return conf
 
 
-def engine_for(conf: Path):
-    from stackmagic.config import load_config
-    from stackmagic.engine import Engine
-
-    return Engine(load_config(conf))
-
-
 @pytest.fixture(scope="module")
 def stack():
     """One real stack for the module; everything it started is stopped afterwards."""
@@ -55,19 +49,8 @@ def stack():
     root = Path(tempfile.mkdtemp(prefix="stackmagic-nova-"))
     root.chmod(0o755)
     conf = write_conf(root)
-    engine = engine_for(conf)
-    socket_name = engine.tmux.server.socket_name
-    try:
-        summary = engine.stack()
+    with real_stack(root, conf) as (engine, summary):
         yield {"root": root, "conf": conf, "engine": engine, "summary": summary}
-    finally:
-        pids = [p for s in engine_for(conf).status() if s.pid for p in tree(s.pid)]
-        engine_for(conf).unstack(all=True)
-        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
-        Path(f"/tmp/tmux-{os.getuid()}/{socket_name}").unlink(missing_ok=True)
-        left = [p for p in pids if alive(p)]
-        shutil.rmtree(root, ignore_errors=True)
-        assert not left, f"processes left running: {left}"
 
 
 def checks(engine) -> dict:

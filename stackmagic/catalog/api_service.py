@@ -87,7 +87,12 @@ class ApiService(Project):
             ctx.iniset(conf, "oslo_policy", "enforce_new_defaults", enforce)
         if self.authtoken:
             configure_authtoken(ctx, conf, self.name)
-        shim(ctx, self.name, self.app)
+        shim(ctx, self.name, self.app, self.wsgi_args(ctx))
+
+    def wsgi_args(self, ctx: "Context") -> list[str]:
+        """Command line arguments the WSGI application parses (none: most find their config
+        through ``env``)."""
+        return []
 
     def run_manage(self, ctx: "Context", *args: str, env: dict[str, str] | None = None) -> None:
         """``<project>-manage --config-file <conf> args...`` from the stack's venv."""

@@ -56,6 +56,7 @@ from stackmagic import identity
 from stackmagic.catalog import memcached
 from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process, Project
+from stackmagic.catalog.cinder import FIXED_KEY
 from stackmagic.catalog.database import Database
 from stackmagic.catalog.wsgi import gunicorn, shim
 from stackmagic.errors import ConfigError, StackError
@@ -280,6 +281,7 @@ class Nova(ApiService):
             (d, "shutdown_timeout", s.int("NOVA_SHUTDOWN_TIMEOUT", 0)),
             ("api", "response_validation", "error"),
             ("key_manager", "backend", "nova.keymgr.conf_key_mgr.ConfKeyManager"),
+            ("key_manager", "fixed_key", s.get("FIXED_KEY") or FIXED_KEY),     # stack.sh's
             (d, "report_interval", report),
             (d, "service_down_time", report * 6),
             (d, "state_path", state),
@@ -323,6 +325,12 @@ class Nova(ApiService):
         if cfg.is_service_enabled("c-api", "cinder"):
             ctx.iniset(conf, "cinder", "os_region_name", s.region_name)
             keystoneauth(ctx, conf, "cinder")
+        if cfg.is_service_enabled("cinder"):
+            # devstack's init_os_brick, and where Cinder's NFS share is mounted for n-cpu
+            from stackmagic.catalog import cinder_backends
+
+            for section, key, value in cinder_backends.nova_options(ctx):
+                ctx.iniset(conf, section, key, value)
         if self.placement_client(ctx):
             keystoneauth(ctx, conf, "placement")
         if cfg.is_service_enabled("q-svc", "neutron-api"):

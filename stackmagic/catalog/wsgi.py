@@ -8,7 +8,7 @@ gunicorn's arguments and fail, so a two-line shim clears ``sys.argv`` first (sha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from stackmagic.catalog.base import Process
 from stackmagic.health import HttpCheck
@@ -17,14 +17,18 @@ if TYPE_CHECKING:
     from stackmagic.context import Context
 
 
-def shim(ctx: "Context", project: str, app: str) -> str:
-    """Write ``<conf dir>/wsgi_<project>.py`` importing ``app`` with a clean argv; its module name."""
+def shim(ctx: "Context", project: str, app: str, args: Sequence[str] = ()) -> str:
+    """Write ``<conf dir>/wsgi_<project>.py`` importing ``app`` with a clean argv; its module name.
+
+    ``args`` go on that argv, for an application that finds its config files only there
+    (Cinder's reads ``--config-file`` as cinder-api would)."""
     module, _, attr = app.partition(":")
     name = f"wsgi_{project}"
+    argv = f"sys.argv[:1] + {[str(a) for a in args]!r}" if args else "sys.argv[:1]"
     text = (
         f'"""Written by stackmagic: serve {app} with a clean sys.argv."""\n'
         "import sys\n\n"
-        "sys.argv = sys.argv[:1]\n"
+        f"sys.argv = {argv}\n"
         f"from {module} import {attr} as application  # noqa: E402\n"
     )
     ctx.write_file(ctx.conf_dir(project) / f"{name}.py", text)

@@ -12,7 +12,7 @@ The command that made ``2026.2.txt``::
 
     git -C requirements show 3353677727f8351bc58ba98efafe6bc884a0257c:upper-constraints.txt >/tmp/upper-constraints@3353677.txt
     python -m stackmagic.constraints.compile 2026.2 /tmp/upper-constraints@3353677.txt keystone==30.0.0 glance==33.0.0 \\
-        openstack-placement==16.0.0 nova==34.0.0 neutron==29.0.0 horizon==27.0.0
+        openstack-placement==16.0.0 nova==34.0.0 neutron==29.0.0 horizon==27.0.0 cinder==29.0.0
 
 which runs, until it resolves::
 
@@ -30,9 +30,10 @@ from pathlib import Path
 
 from stackmagic.constraints import HERE, normalize
 
-#: The libraries and tools every stack installs next to the servers.
+#: The libraries and tools every stack installs next to the servers (etcd3gw: tooz's etcd3
+#: driver, which devstack's install_libs always adds and Cinder's coordination uses).
 EXTRAS = ("python-openstackclient", "openstacksdk", "gunicorn", "PyMySQL", "psycopg2-binary",
-          "python-memcached", "pymemcache")
+          "python-memcached", "pymemcache", "etcd3gw")
 #: Never pinned, as in openstack/requirements.
 UNPINNED = frozenset({"setuptools", "pip", "wheel"})
 
