@@ -137,6 +137,44 @@ def reach(spec, key, work, made):
     return True
 
 
+def partitions(spec, key, work, address):
+    """The guest's block devices from its /proc/partitions, name -> size in KiB (None: no SSH)."""
+    done = in_namespace(spec["namespace"], [*ssh_argv(spec, key, work, address), "cat /proc/partitions"], 20)
+    if done.returncode != 0:
+        return None
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    return {row[3]: int(row[2]) for row in rows if len(row) == 4 and row[2].isdigit()}
+
+
+def volume(conn, spec, key, work, made):
+    """A 1 GiB volume from Cinder, attached to the server: the guest sees a new 1 GiB disk."""
+    limit, address = spec["timeout"], made["address"]
+    before = partitions(spec, key, work, address) or {}
+    vol = conn.block_storage.create_volume(size=1, name=spec["name"])
+    made["volume"] = vol.id
+    try:
+        vol = conn.block_storage.wait_for_status(vol, "available", failures=["error"], interval=1, wait=limit)
+    except Exception as err:  # noqa: BLE001 - reported as a stage
+        report("volume", False, error=f"the volume did not become available: {err}")
+        return False
+    conn.compute.create_volume_attachment(made["server"], volume=vol)
+    try:
+        conn.block_storage.wait_for_status(vol, "in-use", failures=["error", "error_attaching"],
+                                           interval=1, wait=limit)
+    except Exception as err:  # noqa: BLE001
+        report("volume", False, error=f"the volume was not attached: {err}")
+        return False
+
+    def new_disk():
+        now = partitions(spec, key, work, address) or {}
+        return next((name for name, kib in now.items() if name not in before and kib == 1024 * 1024), None)
+
+    device = wait(new_disk, limit, step=1)
+    report("volume", ok=device is not None, device=device, volume=vol.id,
+           **({} if device else {"error": "the guest shows no new 1 GiB disk in /proc/partitions"}))
+    return device is not None
+
+
 def delete(conn, made):
     if made.get("fip"):
         conn.network.delete_ip(made["fip"], ignore_missing=True)
@@ -148,6 +186,16 @@ def delete(conn, made):
             pass
         except Exception:  # noqa: BLE001 - reported as not cleaned
             report("cleanup", False, error="the server was not deleted within 120 s")
+    if made.get("volume"):
+        # deleting the server detached it
+        try:
+            vol = conn.block_storage.get_volume(made["volume"])
+            conn.block_storage.wait_for_status(vol, "available", failures=["error"], interval=1, wait=120)
+            conn.block_storage.delete_volume(vol)
+        except openstack.exceptions.NotFoundException:
+            pass
+        except Exception:  # noqa: BLE001 - reported as not cleaned
+            report("cleanup", False, error="the volume was not deleted")
     if made.get("keypair"):
         conn.compute.delete_keypair(made["keypair"], ignore_missing=True)
 
@@ -176,8 +224,8 @@ def main() -> None:
     made = dict(spec.get("made") or {})
     try:
         if mode in ("all", "keep"):
-            if boot(conn, spec, key, made):
-                reach(spec, key, work, made)
+            if boot(conn, spec, key, made) and reach(spec, key, work, made) and spec.get("volume"):
+                volume(conn, spec, key, work, made)
         elif mode == "reach":
             reach(spec, key, work, made)
     finally:

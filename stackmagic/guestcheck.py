@@ -1,7 +1,8 @@
 """``verify``'s end-to-end check of compute and network: a real guest, reached the way a person
 reaches one. A key pair; a server from the default image on ``private``; ACTIVE; the guest's
 banner and hostname on its console; a floating IP from ``public``; ping and SSH to it from the
-provider namespace, where the guest reports its own hostname; then everything made is deleted.
+provider namespace, where the guest reports its own hostname; with Cinder, a 1 GiB volume
+attached to it, which the guest shows as a new disk; then everything made is deleted.
 
 The work happens in ``guest_script.py`` with the stack's venv (openstacksdk), as the admin
 user in the demo project; each stage's time is kept, which ``bench/`` reports.
@@ -65,6 +66,8 @@ def _spec(engine: "Engine", name: str, timeout: float) -> dict[str, Any]:
         "namespace": provider.namespace(ctx), "user": s.get("DEFAULT_INSTANCE_USER") or "cirros",
         "banner": s.get("VERIFY_BANNER") or BANNERS[0],
         "workdir": str(ctx.stack_dir / "verify"),
+        # a volume from Cinder, attached and seen inside the guest
+        "volume": engine.config.is_service_enabled("c-api") and engine.config.is_service_enabled("c-vol"),
     }
 
 

@@ -1,12 +1,13 @@
-"""A guest you can reach, for real (issue 10): the compute sample — Keystone, Glance, Placement,
-RabbitMQ, MariaDB, Nova on libvirt/QEMU, Open vSwitch and OVN, Neutron ML2/OVN — stacked once
-for this module, then:
+"""A guest you can reach, for real (issues 10 and 12): devstack's default set from an empty
+localrc (plus MIRROR_FROM_PYPI) — Keystone, Glance, Placement, RabbitMQ, MariaDB, etcd3, dstat,
+Nova on libvirt/QEMU, Open vSwitch and OVN, Neutron ML2/OVN, Cinder, Horizon, Tempest — stacked
+once for this module, then:
 
 - every service healthy, from its real state (compute services up, the compute node in
-  Placement, the OVN agent alive);
+  Placement, the OVN agent alive, the volume backend's pool listed);
 - ``verify``'s guest: a server boots the image stackmagic built, shows its banner and hostname
   on the console, answers ping and SSH through a floating IP from the provider namespace, and
-  reports its own hostname;
+  reports its own hostname; a Cinder volume attached to it shows up inside it as a new disk;
 - SIGKILL of n-cpu is seen as down; the next ``stack`` restarts only it; the running guest
   survives and still answers SSH;
 - tempest.conf gets the compute, network and validation sections;
@@ -87,8 +88,8 @@ def cloud(tmp_path_factory):
     root = Path(tempfile.mkdtemp(prefix="sm-compute-"))
     root.chmod(0o755)
     conf = root / "local.conf"
-    conf.write_text("\n".join(["[[local|localrc]]", *sandbox(root, "compute"),
-                               f"source {sample_path('compute')}", "enable_service tempest", ""]))
+    # devstack's default set (an empty localrc), sources from PyPI
+    conf.write_text("\n".join(["[[local|localrc]]", *sandbox(root, "compute"), "MIRROR_FROM_PYPI=True", ""]))
     before = {"network": host_network(), "namespaces": namespaces(), "domains": domains(),
               "pids": {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}}
     engine = Engine(load_config(conf))
@@ -115,7 +116,7 @@ def test_every_service_is_healthy(cloud):
     unhealthy = {n: s.detail for n, s in status.items() if not s.healthy}
     assert not unhealthy
     assert {"n-api", "n-cpu", "n-sch", "q-svc", "q-ovn-agent", "ovn-controller", "rabbit",
-            "libvirtd"} <= set(status)
+            "libvirtd", "c-api", "c-sch", "c-vol", "horizon", "etcd3", "dstat", "mysql"} <= set(status)
 
 
 def test_a_guest_answers_ssh_through_its_floating_ip(cloud):
@@ -125,7 +126,8 @@ def test_a_guest_answers_ssh_through_its_floating_ip(cloud):
     failed = {n: c.data for n, c in found.items() if not c.ok}
     assert not failed
     stages = {st["stage"]: st for st in found["guest"].data["stages"]}
-    assert {"active", "console", "floating_ip", "ping", "ssh"} <= set(stages)
+    assert {"active", "console", "floating_ip", "ping", "ssh", "volume"} <= set(stages)
+    assert stages["volume"]["device"].startswith("vd")
     assert stages["ssh"]["hostname"].split(".")[0] == found["guest"].data["server"]
     agents = found["agents"].data["agents"]
     assert agents and all(a["is_alive"] for a in agents)
@@ -171,6 +173,46 @@ def test_killed_compute_agent_is_restored_and_the_guest_survives(cloud):
         guestcheck.delete(engine_for(cloud), kept)
 
 
+def test_horizon_shows_the_guest_and_its_volume(cloud):
+    """demo logs in to the dashboard in Debian's Chromium and finds the server the test booted
+    on the instances page, its volume on the volumes page; a screenshot is kept."""
+    from playwright.sync_api import sync_playwright
+
+    from stackmagic import guestcheck
+    from stackmagic.passwords import with_passwords
+    from tests.browser.page import CHROMIUM, FLAGS
+    from tests.test_horizon import ARTIFACTS
+
+    engine = engine_for(cloud)
+    settings = with_passwords(engine.config, engine.config.settings.data_dir / "stackmagic",
+                              create=False).settings
+    url = f"http://127.0.0.1:{settings.int('HORIZON_PORT')}/dashboard/"
+    kept = guestcheck.run(engine, keep=True)
+    assert kept["ok"], kept
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            try:
+                page = browser.new_page(locale="en-US", viewport={"width": 1280, "height": 800})
+                page.goto(url)
+                page.fill("#id_username", "demo")
+                page.fill("#id_password", settings.admin_password)
+                with page.expect_navigation():
+                    page.click("#loginBtn")
+                for panel, table in (("project/instances/", "table#instances"),
+                                     ("project/volumes/", "table#volumes")):
+                    page.goto(url + panel)
+                    page.wait_for_load_state("networkidle")
+                    if "project/instances/" in panel:
+                        page.screenshot(path=str(ARTIFACTS / "horizon-default-set-instances.png"))
+                    assert kept["server"] in page.locator(table).inner_text(), panel
+            finally:
+                browser.close()
+    finally:
+        guestcheck.delete(engine_for(cloud), kept)
+
+
 def test_tempest_knows_compute_network_and_validation(cloud):
     from stackmagic import ini
 
@@ -196,3 +238,7 @@ def test_unstack_leaves_nothing(cloud):
     assert wait_until(lambda: not our_processes(before["pids"]), timeout=60), our_processes(before["pids"])
     assert namespaces() <= before["namespaces"]
     assert host_network() == before["network"]
+    # Cinder's backing file: no mount and no loop device of this stack left
+    assert str(cloud["root"]) not in Path("/proc/mounts").read_text()
+    loops = subprocess.run(["losetup", "-l", "-n", "-O", "BACK-FILE"], capture_output=True, text=True).stdout
+    assert str(cloud["root"]) not in loops
