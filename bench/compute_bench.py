@@ -72,6 +72,34 @@ def rss_table(services) -> None:
     print(f"    {'total':<32} {'':>7} {total:8.0f}")
 
 
+def cold_and_again(conf: Path, label: str, slowest: int = 8):
+    """``stack`` cold then with nothing changed, printing the times, phases and slowest steps."""
+    secs, cold = timed_stack(conf)
+    print(f"{label + ', cold':<41}{secs:7.1f} s  ({len(cold.ran)} steps)")
+    for phase, phase_secs in cold.by_phase().items():
+        print(f"    {phase:<14} {phase_secs:6.1f} s (sum of its steps; they overlap)")
+    for result in sorted(cold.ran, key=lambda r: -r.seconds)[:slowest]:
+        print(f"    slowest: {result.step:<40} {result.seconds:6.1f} s")
+    unhealthy = [s.service for s in cold.services if not s.healthy]
+    print(f"    services: {len(cold.services)}, unhealthy: {unhealthy or 'none'}")
+    secs, warm = timed_stack(conf)
+    print(f"{label + ', nothing changed':<41}{secs:7.2f} s  ({len(warm.ran)} steps ran)")
+    return cold, warm
+
+
+def guest_stages(conf: Path) -> dict:
+    """verify's guest check, each stage in seconds from the create call."""
+    from stackmagic import guestcheck
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+
+    found = guestcheck.run(Engine(load_config(conf)))
+    print(f"guest check ({'ok' if found['ok'] else 'FAILED'}), from the create call:")
+    for stage in found["stages"]:
+        print(f"    {stage['stage']:<12} {stage['seconds']:6.1f} s {'' if stage['ok'] else stage}")
+    return found
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", action="store_true", help="leave the compute stack running")
@@ -94,26 +122,8 @@ def main() -> None:
     conf = conf_for(root, "compute")
     kept = False
     try:
-        secs, cold = timed_stack(conf)
-        print(f"compute sample, cold                     {secs:7.1f} s  ({len(cold.ran)} steps)")
-        for phase, phase_secs in cold.by_phase().items():
-            print(f"    {phase:<14} {phase_secs:6.1f} s (sum of its steps; they overlap)")
-        for result in sorted(cold.ran, key=lambda r: -r.seconds)[:8]:
-            print(f"    slowest: {result.step:<40} {result.seconds:6.1f} s")
-        secs, warm = timed_stack(conf)
-        print(f"compute sample, nothing changed          {secs:7.2f} s  ({len(warm.ran)} steps ran)")
-
-        from stackmagic import guestcheck
-        from stackmagic.config import load_config
-        from stackmagic.engine import Engine
-
-        engine = Engine(load_config(conf))
-        t0 = time.perf_counter()
-        found = guestcheck.run(engine)
-        print(f"guest check ({'ok' if found['ok'] else 'FAILED'})                    "
-              f"{time.perf_counter() - t0:7.1f} s, from the create call:")
-        for stage in found["stages"]:
-            print(f"    {stage['stage']:<12} {stage['seconds']:6.1f} s {'' if stage['ok'] else stage}")
+        _, warm = cold_and_again(conf, "compute sample")
+        found = guest_stages(conf)
         print("\nresident memory after start (process and its children):")
         rss_table(warm.services)
         ssh = next((st for st in found["stages"] if st["stage"] == "ssh"), {})

@@ -191,7 +191,10 @@ def project_notes(cfg) -> list[str]:
         projects, _ = enabled_projects(ctx, [])
     except ConfigError:
         return []               # the stack itself reports it
-    return [note for p in projects for note in p.plan_notes(ctx)]
+    from stackmagic import memory
+
+    return [*(note for p in projects for note in p.plan_notes(ctx)),
+            *filter(None, [memory.note(cfg.enabled)])]
 
 
 def _mask_merge(key: str, value):

@@ -200,6 +200,10 @@ class Engine:
             for project in plan.projects:
                 for note in project.plan_notes(self.ctx):
                     self._emit(ev.Message(note))
+            from stackmagic import memory
+
+            if (need := memory.note(self.config.enabled)):
+                self._emit(ev.Message(need))
             self._stop_unplanned(plan)
             results = self._run(plan)
         return Summary(results, self.status(plan), time.monotonic() - started,

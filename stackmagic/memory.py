@@ -1,0 +1,86 @@
+"""How much memory the enabled services need, from what they were measured to use here.
+
+``catalog/memory.txt`` holds each service's resident memory (its process and children, MiB) as
+``bench/default_bench.py --write`` measured it on a running stack of devstack's default set;
+``plan`` and ``stack`` add the enabled services' figures up and compare the sum with the
+memory this machine has available. A service with no figure is named as not counted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from pathlib import Path
+
+FIGURES = Path(__file__).parent / "catalog" / "memory.txt"
+
+
+def measured() -> dict[str, int]:
+    """service -> MiB, as last measured."""
+    if not FIGURES.exists():
+        return {}
+    found = {}
+    for line in FIGURES.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith("#") and parts[1].isdigit():
+            found[parts[0]] = int(parts[1])
+    return found
+
+
+def write(figures: dict[str, float]) -> Path:
+    """Keep ``figures`` (service -> MiB), with where and when they were measured."""
+    lines = ["# resident memory per service, MiB (process and its children), measured by",
+             f"# bench/default_bench.py --write on {datetime.date.today()} ({platform.machine()}, "
+             f"{_total_mib() // 1024} GiB, {__import__('os').cpu_count()} cores); read by stackmagic.memory",
+             *(f"{name} {round(mib)}" for name, mib in sorted(figures.items()))]
+    FIGURES.write_text("\n".join(lines) + "\n")
+    return FIGURES
+
+
+def _meminfo(key: str) -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def _total_mib() -> int:
+    return _meminfo("MemTotal")
+
+
+#: processes that run for an enabled service of another name (the figures are per process)
+OWNERS = {"n-super-cond": "n-cond", "n-cond-cell1": "n-cond", "n-novnc-cell1": "n-novnc",
+          "neutron-rpc-server": "q-svc", "neutron-periodic-workers": "q-svc",
+          "neutron-ovn-maintenance-worker": "q-svc", "ovn-nb-db": "ovn-northd",
+          "ovn-sb-db": "ovn-northd", "libvirtd": "n-cpu", "virtlogd": "n-cpu", "memcached": "key"}
+#: enabled services that start no process of their own
+NO_PROCESS = frozenset({"tempest", "placement-client"})
+
+
+def estimate(services: list[str]) -> tuple[int, list[str]]:
+    """(MiB the processes of these services used when measured, the services with no figure)."""
+    enabled = set(services)
+    counted: set[str] = set()
+    need = 0
+    for process, mib in measured().items():
+        owner = OWNERS.get(process, process)
+        if owner in enabled:
+            need += mib
+            counted.add(owner)
+    return need, [s for s in services if s not in counted and s not in NO_PROCESS]
+
+
+def note(services: list[str]) -> str | None:
+    """One line for ``plan``: the estimate against what this machine has available."""
+    need, unknown = estimate(services)
+    if not need:
+        return None
+    available = _meminfo("MemAvailable")
+    # short enough to stay one line in a notebook (guests come on top of it)
+    line = f"memory: about {need / 1024:.1f} GiB for these services, as measured; {available / 1024:.1f} GiB available"
+    if unknown:
+        line += f"; not measured: {', '.join(unknown)}"
+    if available and need > available:
+        line += (" — less than they need: disable services you do not use (disable_service ...) "
+                 "or give the machine more memory")
+    return line
