@@ -226,7 +226,8 @@ def test_tempest_knows_compute_network_and_validation(cloud):
     conf = engine_for(cloud).config.settings.path("TEMPEST_CONFIG")
     for section, key in (("compute", "image_ref"), ("compute", "flavor_ref"),
                          ("network", "public_network_id"), ("validation", "image_ssh_user"),
-                         ("validation", "connect_method"), ("service_available", "nova")):
+                         ("validation", "connect_method"), ("service_available", "nova"),
+                         ("dashboard", "dashboard_url")):
         assert ini.iniget(conf, section, key), (section, key)
     assert ini.iniget(conf, "service_available", "neutron") == "true"
 

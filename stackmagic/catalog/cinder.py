@@ -186,6 +186,9 @@ class Cinder(ApiService):
         for section, key, value in (
             (d, "target_helper", s.get("CINDER_TARGET_HELPER") or "lioadm"),
             (d, "api_paste_config", conf.parent / "api-paste.ini"),
+            # devstack's copy lands where Cinder looks by default (/etc/cinder); ours is named:
+            # without it the API ignores every list filter (name=, status= ...)
+            (d, "resource_query_filters_file", conf.parent / "resource_filters.json"),
             (d, "osapi_volume_extension", "cinder.api.contrib.standard_extensions"),
             (d, "state_path", state),
             ("oslo_concurrency", "lock_path", state),

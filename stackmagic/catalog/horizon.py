@@ -241,6 +241,11 @@ class Horizon(Project):
         yield dataclasses.replace(proc, endpoint=self.url(ctx), needs_root=port < 1024,
                                   stop_signal=signal.SIGINT)
 
+    def tempest_options(self, ctx: "Context") -> list[tuple[str, str, str]]:
+        """Tempest's dashboard scenario (in ``--smoke``) opens this URL; devstack leaves
+        Tempest's default, ``http://localhost/``, which its Apache redirects to the dashboard."""
+        return [("dashboard", "dashboard_url", self.url(ctx))]
+
     def plan_notes(self, ctx: "Context") -> list[str]:
         cache = memcached.servers(ctx)
         where = (f"sessions in memcached ({cache})" if cache else
