@@ -25,7 +25,7 @@ from stackmagic.catalog import enabled_projects
 from stackmagic.catalog.base import PROJECT_PHASES
 from stackmagic.context import Cancelled, CommandFailed, Context
 from stackmagic.errors import StackError
-from stackmagic.plan import PHASES, Plan, Step, build_plan
+from stackmagic.plan import PHASES, Plan, Step, build_plan, notes
 from stackmagic.state import Lock, State, StepRecord
 from stackmagic.steps import ServiceFailed, daemon_pid, log_path, stop_service
 
@@ -197,13 +197,8 @@ class Engine:
                                         for s in plan.steps if s.process})
             for name in plan.unsupported:
                 self._emit(ev.Warning_(f"{name}: enabled, but stackmagic cannot run it yet; skipped"))
-            for project in plan.projects:
-                for note in project.plan_notes(self.ctx):
-                    self._emit(ev.Message(note))
-            from stackmagic import memory
-
-            if (need := memory.note(self.config.enabled)):
-                self._emit(ev.Message(need))
+            for note in notes(self.ctx, plan.projects):
+                self._emit(ev.Message(note))
             self._stop_unplanned(plan)
             results = self._run(plan)
         return Summary(results, self.status(plan), time.monotonic() - started,

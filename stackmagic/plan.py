@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from stackmagic import memory
 from stackmagic.catalog.base import PROJECT_PHASES
 from stackmagic.errors import ConfigError
 
@@ -154,6 +155,13 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
                      deps=[s.id for s in plan], inputs=inputs, recipe=S.recipe(S)))
         everything = [s.id for s in plan]
     return Plan(plan, projects, unsupported or [])
+
+
+def notes(ctx: "Context", projects: list["Project"]) -> list[str]:
+    """What the projects decided for this machine and why (``Project.plan_notes``), then the
+    memory the enabled services need against what the machine has (``memory.note``)."""
+    return [*(note for p in projects for note in p.plan_notes(ctx)),
+            *filter(None, [memory.note(ctx.config.enabled)])]
 
 
 class _ProjectSteps:

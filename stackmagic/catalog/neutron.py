@@ -69,7 +69,7 @@ def take_over_switch(ctx: "Context", layout: str) -> bool:
         gone = [ns for prefix in prefixes for ns in provider.remove_namespaces(ctx, prefix)]
         if gone:
             ctx.log(f"removed what the {before} layout left: {', '.join(gone)}")
-    return ovs.claim_bridges(ctx, layout, neutron_bridges(ctx))
+    return ovs.claim_bridges(ctx, layout, neutron_bridges(ctx), before)
 
 
 class Neutron(ApiService):
