@@ -459,11 +459,21 @@ class Engine:
         return stopped
 
     def _projects_for_cleanup(self):
+        """The enabled projects and the catalog's projects this stack set up before (its state
+        names them): a project disabled since still has its mounts, namespaces or files to
+        undo, as devstack's unstack.sh cleans up after services whatever the localrc says now."""
+        from stackmagic.catalog import builtin_projects, order_projects
+
         try:
             projects, _ = self.projects()
         except StackError:
-            return []
-        return projects
+            projects = []
+        had = ({rec.project for rec in self.state.processes.values()}
+               | {rec.get("project") for rec in self.state.services.values()}
+               | {sid.partition(" ")[2] for sid in self.state.steps})
+        known = {p.name for p in projects}
+        former = [k() for k in builtin_projects() if k.name in had and k.name not in known]
+        return order_projects(projects + former) if former else projects
 
     def clean(self) -> list[str]:
         """unstack, then remove databases, data, generated config and logs; keep source trees."""
