@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     from stackmagic.context import Context
 
 
-def shim(ctx: "Context", project: str, app: str, args: Sequence[str] = ()) -> str:
+def shim(ctx: "Context", project: str, app: str, args: Sequence[str] = (), *,
+         name: str | None = None) -> str:
     """Write ``<conf dir>/wsgi_<project>.py`` importing ``app`` with a clean argv; its module name.
 
     ``args`` go on that argv, for an application that finds its config files only there
-    (Cinder's reads ``--config-file`` as cinder-api would)."""
+    (Cinder's reads ``--config-file`` as cinder-api would). ``name`` names the module instead,
+    for a project that serves a second application (Heat's CloudFormation API)."""
     module, _, attr = app.partition(":")
-    name = f"wsgi_{project}"
+    name = name or f"wsgi_{project}"
     argv = f"sys.argv[:1] + {[str(a) for a in args]!r}" if args else "sys.argv[:1]"
     text = (
         f'"""Written by stackmagic: serve {app} with a clean sys.argv."""\n'
@@ -37,11 +39,12 @@ def shim(ctx: "Context", project: str, app: str, args: Sequence[str] = ()) -> st
 
 def gunicorn(ctx: "Context", service: str, project: str, app: str, port: int, *,
              env: dict[str, str] | None = None, health_path: str = "/", workers: int | None = None,
-             timeout: float = 90) -> Process:
-    """A Process running ``app`` under gunicorn on SERVICE_LISTEN_ADDRESS:port."""
+             timeout: float = 90, module: str | None = None) -> Process:
+    """A Process running ``app`` under gunicorn on SERVICE_LISTEN_ADDRESS:port, from the shim
+    module ``module`` (default: the project's, ``wsgi_<project>``)."""
     s = ctx.settings
     listen = s.get("SERVICE_LISTEN_ADDRESS") or s.service_host
-    module = f"wsgi_{project}"
+    module = module or f"wsgi_{project}"
     if workers is None:
         # SQLite serialises writers and refuses a second one outright when a transaction upgrades
         # ("database is locked"): one worker per SQLite-backed API; API_WORKERS otherwise.
