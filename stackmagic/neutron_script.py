@@ -14,7 +14,7 @@ import argparse
 import sys
 
 import venv_db  # beside this file (sys.path[0])
-from venv_db import engine, heartbeat_verdict
+from venv_db import heartbeat_verdict
 
 
 def load_conf(files):
@@ -29,12 +29,10 @@ def agent_alive(args):
         "host", "agent_type", "heartbeat_timestamp", "admin_state_up")))
     query = (sqlalchemy.select(agents.c.heartbeat_timestamp, agents.c.admin_state_up)
              .where(agents.c.host == conf.host, agents.c.agent_type == args.type))
-    try:
-        with engine(conf).connect() as db:
-            row = db.execute(query).first()
-    except Exception as err:  # noqa: BLE001 - the reason is the answer
-        print(f"{args.type}: cannot read the agents table ({type(err).__name__})")
+    found = venv_db.rows(conf, query, f"{args.type}: cannot read the agents table")
+    if found is None:
         return 1
+    row = found[0] if found else None
     if row is None:
         print(f"{args.type} on {conf.host}: not registered yet")
         return 1
@@ -46,11 +44,7 @@ def agent_alive(args):
 def main():
     parser = argparse.ArgumentParser(prog="neutron_script.py")
     sub = parser.add_subparsers(dest="command", required=True)
-    alive = sub.add_parser("agent-alive")
-    alive.add_argument("--conf", action="append", required=True)
-    alive.add_argument("--type", required=True)
-    alive.add_argument("--log")
-    alive.add_argument("--service")
+    venv_db.heartbeat_command(sub, "agent-alive").add_argument("--type", required=True)
     args = parser.parse_args()
     return {"agent-alive": agent_alive}[args.command](args)
 

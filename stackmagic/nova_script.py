@@ -42,12 +42,10 @@ def service_up(args):
                                services.c.forced_down, services.c.disabled)
              .where(services.c.host == host, services.c.binary == args.binary,
                     services.c.deleted == 0))
-    try:
-        with engine(conf).connect() as db:
-            row = db.execute(query).first()
-    except Exception as err:  # noqa: BLE001 - the reason is the answer
-        print(f"{args.binary}: cannot read its service record ({type(err).__name__})")
+    found = venv_db.rows(conf, query, f"{args.binary}: cannot read its service record")
+    if found is None:
         return 1
+    row = found[0] if found else None
     if row is None:
         print(f"{args.binary} on {host}: no service record yet")
         return 1
@@ -106,12 +104,9 @@ def flavors(_args):
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("service-up")
-    up.add_argument("--conf", action="append", required=True)
+    up = venv_db.heartbeat_command(sub, "service-up")
     up.add_argument("--binary", required=True)
     up.add_argument("--host")
-    up.add_argument("--log")
-    up.add_argument("--service")
     node = sub.add_parser("compute-node")
     node.add_argument("--conf", action="append", required=True)
     node.add_argument("--host")

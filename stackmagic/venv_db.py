@@ -11,7 +11,30 @@ def engine(conf):
     return sqlalchemy.create_engine(conf.database.connection, poolclass=sqlalchemy.pool.NullPool)
 
 
-def _utc(dt):
+def rows(conf, query, unreadable):
+    """Every row ``query`` selects in the database of ``conf``; None, after printing
+    ``unreadable`` and the error's type, when it cannot be read."""
+    try:
+        with engine(conf).connect() as db:
+            return db.execute(query).all()
+    except Exception as err:  # noqa: BLE001 - the reason is the answer
+        print(f"{unreadable} ({type(err).__name__})")
+        return None
+
+
+def heartbeat_command(sub, name):
+    """The subcommand ``name`` of a health script: the config files (``--conf``, repeatable)
+    and, to discount reports from before the last start, the service's log and name (``--log``,
+    ``--service``)."""
+    command = sub.add_parser(name)
+    command.add_argument("--conf", action="append", required=True)
+    command.add_argument("--log")
+    command.add_argument("--service")
+    return command
+
+
+def utc(dt):
+    """``dt`` as an aware UTC time (the databases keep naive UTC)."""
     return dt.replace(tzinfo=datetime.timezone.utc) if dt.tzinfo is None else dt
 
 
@@ -44,7 +67,7 @@ def heartbeat_verdict(who, heartbeat, down_time, option, up, log=None, service=N
     setting), and, with ``log``, when it is older than the last start of ``service`` recorded
     there (``started_at``): a report left by the process before a restart does not count.
     When up, the line says ``up`` (e.g. ``alive, up`` or ``up, disabled``)."""
-    heartbeat = _utc(heartbeat)
+    heartbeat = utc(heartbeat)
     age = (datetime.datetime.now(datetime.timezone.utc) - heartbeat).total_seconds()
     if abs(age) > down_time:
         print(f"{who}: down (last report {age:.0f} s ago, {option} {down_time} s)")
