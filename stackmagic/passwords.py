@@ -5,6 +5,10 @@ prompts: an unset ``ADMIN_PASSWORD`` / ``DATABASE_PASSWORD`` / ``SERVICE_PASSWOR
 ``RABBIT_PASSWORD`` is generated, saved in ``$DATA_DIR/stackmagic/passwords`` (mode 0600) and
 reused by every later run. Each unset password gets its own secret.
 
+Heat's ``HEAT_AUTH_ENCRYPTION_KEY`` (the ``auth_encryption_key`` its engine encrypts the
+credentials it stores with; devstack writes one fixed key) is kept the same way, 32 characters
+as Heat requires: a new key would leave every stored credential unreadable.
+
 A password is never generated again for a stack that already used one: when the file is
 damaged (not text, lines that are not ``NAME=value``), or a password that finished steps used
 is missing from it, ``stack`` refuses with a message saying how to recover instead of locking
@@ -24,6 +28,12 @@ from stackmagic.config.settings import Settings
 from stackmagic.errors import StackError
 
 NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD")
+
+#: secrets that are not passwords, kept the same way: how many characters each must have, and
+#: who says so (a value of another length is refused when the configuration is read)
+KEYS = {"HEAT_AUTH_ENCRYPTION_KEY": (32, "Heat refuses an auth_encryption_key of another length, "
+                                         "and takes 16 or 24 only with a warning")}
+NAMES += tuple(KEYS)
 
 
 class PasswordsError(StackError):
@@ -89,7 +99,7 @@ def with_passwords(config, stack_dir: Path, *, create: bool):
         return config
     path = stack_dir / "passwords"
     saved, damage = _read(path)
-    new = {n: secrets.token_hex(12) for n in missing if n not in saved}
+    new = {n: secrets.token_hex(KEYS[n][0] // 2 if n in KEYS else 12) for n in missing if n not in saved}
     if new and create:
         lost = sorted(_used(stack_dir) & set(new))
         if lost:

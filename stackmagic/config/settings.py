@@ -20,7 +20,8 @@ from stackmagic.services import parse_service_list
 
 _TRUE = frozenset({"1", "yes", "Yes", "YES", "true", "True", "TRUE"})
 _FALSE = frozenset({"0", "no", "No", "NO", "false", "False", "FALSE"})
-_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN", re.IGNORECASE)
+#: ``HEAT_AUTH_ENCRYPTION_KEY`` (and heat.conf's ``auth_encryption_key``) too
+_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|ENCRYPTION_KEY", re.IGNORECASE)
 MASK = "********"
 
 

@@ -36,6 +36,7 @@ NUMBERS: dict[str, int] = {
     "SERVICE_TIMEOUT": 1,
     "API_WORKERS": 1,
     "STACK_PARALLEL": 1,
+    "HEAT_ENGINE_WORKERS": 1,
 }
 #: The directories stackmagic writes into.
 PLACES = ("DEST", "DATA_DIR", "LOGDIR", "FILES")
@@ -106,6 +107,16 @@ def _secret_lines(name: str, value: str) -> str | None:
     return None
 
 
+def _key_length(name: str, value: str) -> str | None:
+    from stackmagic.passwords import KEYS
+
+    length, why = KEYS[name]
+    if not value or len(value) == length:
+        return None
+    return (f"{name} has {len(value)} characters; it must have exactly {length} ({why}): "
+            f"write {length} characters, or leave it unset and stackmagic generates one and keeps it")
+
+
 def problems(values: Mapping[str, str]) -> list[str]:
     """Every problem with ``values`` (setting name -> value), one message each."""
     return [message for _, message in _problems(values)]
@@ -126,6 +137,10 @@ def _problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
         found.append((name, _address(name, value, hostname_ok=name in HOSTS)))
     for name, least in NUMBERS.items():
         found.append((name, _number(name, values.get(name, ""), least)))
+    from stackmagic.passwords import KEYS
+
+    for name in KEYS:
+        found.append((name, _key_length(name, values.get(name, ""))))
     found.append(("RELEASE_SERIES", _series(values.get("RELEASE_SERIES", ""))))
     return [(name, message) for name, message in found if message]
 
