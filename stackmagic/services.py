@@ -14,6 +14,7 @@ cinder     starts with ``c-``
 neutron    starts with ``q-`` (the old name *quantum*) or ``neutron-``
 swift      starts with ``s-``
 trove      starts with ``tr-``
+heat       starts with ``h-`` (the heat plugin's ``is_heat_enabled``)
 keystone   is ``key``
 placement  starts with ``placement-api``
 ========== ==================================================
@@ -34,6 +35,7 @@ GROUP_PREFIXES: dict[str, tuple[str, ...]] = {
     "neutron": ("q-", "neutron-"),
     "swift": ("s-",),
     "trove": ("tr-",),
+    "heat": ("h-",),
     "placement": ("placement-api",),
 }
 

@@ -34,6 +34,8 @@ CASES: list[tuple[str, str, bool]] = [
     ("swift", "s-object", True),
     ("c-vol", "cinder", True),
     ("tr-api", "trove", True),
+    ("key,h-eng", "heat", True),
+    ("key,horizon", "heat", False),
     ("key", "keystone", True),
     ("keystone-x", "keystone", False),
     ("placement-api", "placement", True),
@@ -71,7 +73,7 @@ def test_bash_and_python_agree_on_every_case() -> None:
 
 
 def test_every_group_is_known_to_bash() -> None:
-    script = "ENABLED_SERVICES=key,n-x,g-x,c-x,q-x,s-x,tr-x,placement-api\n" + "".join(
+    script = "ENABLED_SERVICES=key,n-x,g-x,c-x,q-x,s-x,tr-x,h-x,placement-api\n" + "".join(
         f"is_service_enabled {group} && echo {group}\n" for group in sorted(GROUPS)
     )
     assert _bash(script).split() == sorted(GROUPS)

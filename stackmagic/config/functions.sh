@@ -91,8 +91,9 @@ function __sm_any_prefix {
 
 # is_service_enabled NAME...: true if any NAME is enabled, exactly or through
 # a group name (nova=n-*, glance=g-*, cinder=c-*, neutron=q-*|neutron-*,
-# swift=s-* and s-* when "swift" is listed, trove=tr-*, keystone=key,
-# placement=placement-api*, n-cpu-* when n-cpu is listed).
+# swift=s-* and s-* when "swift" is listed, trove=tr-*, heat=h-* (the heat
+# plugin's is_heat_enabled), keystone=key, placement=placement-api*, n-cpu-* when
+# n-cpu is listed).
 function is_service_enabled {
     local service
     for service in $@; do
@@ -104,6 +105,7 @@ function is_service_enabled {
             neutron) { __sm_any_prefix q- || __sm_any_prefix neutron-; } && return 0 ;;
             swift) __sm_any_prefix s- && return 0 ;;
             trove) __sm_any_prefix tr- && return 0 ;;
+            heat) __sm_any_prefix h- && return 0 ;;
             keystone) __sm_in_list key "$ENABLED_SERVICES" && return 0 ;;
             placement) __sm_any_prefix placement-api && return 0 ;;
             n-cpu-*) __sm_any_prefix n-cpu && return 0 ;;
