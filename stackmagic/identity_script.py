@@ -33,7 +33,8 @@ def main() -> None:
         d = dom(op.get("domain", "default")) if kind in ("project", "user", "group") else None
         if kind == "domain":
             if op["name"].lower() not in domains:
-                domains[op["name"].lower()] = idn.create_domain(name=op["name"]).id
+                domains[op["name"].lower()] = idn.create_domain(
+                    name=op["name"], description=op.get("description", "")).id
         elif kind == "project":
             if (op["name"], d) not in projects:
                 projects[(op["name"], d)] = idn.create_project(name=op["name"], domain_id=d).id
