@@ -113,7 +113,7 @@ def test_known_entry_fields():
         ("quantum", ["Neutron", "Havana (2013)"]),
         ("q-lbaas", ["Octavia", "enable_plugin octavia https://opendev.org/openstack/octavia"]),
         ("q-vpn", ["enable_plugin neutron-vpnaas"]),
-        ("h-api-cw", ["CloudWatch", "enable_plugin aodh"]),
+        ("h-api-cw", ["CloudWatch", "Queens (10.0.0, 2018)", "enable_plugin aodh"]),
         ("ceilometer-collector", ["Queens"]),
         ("ceilometer-api", ["gnocchi-api"]),
         ("zaqar-server", ["zaqar-wsgi", "zaqar-websocket", "enable_plugin zaqar"]),
@@ -134,8 +134,6 @@ def test_explain_retired_names_their_replacement(name, must_say):
     [
         ("ceilometer-acompute", "ceilometer"),
         ("ceilometer-anotification", "ceilometer"),
-        ("h-api", "heat"),
-        ("h-eng", "heat"),
         ("tr-api", "trove"),
         ("zaqar-websocket", "zaqar"),
         ("ir-cond", "ironic"),
@@ -163,8 +161,14 @@ def test_group_names(name):
 
 
 def test_plugin_groups_say_which_plugin():
-    assert explain("heat").endswith("needs enable_plugin heat https://opendev.org/openstack/heat")
+    assert explain("trove").endswith("needs enable_plugin trove https://opendev.org/openstack/trove")
     assert "enable_plugin" not in explain("nova")
+
+
+def test_heat_is_built_in_though_devstack_needs_its_plugin():
+    for name in ("h-api", "h-api-cfn", "h-eng"):
+        assert lookup(name).status == "current" and lookup(name).project == "heat"
+    assert "enable_plugin" not in explain("heat")
 
 
 @pytest.mark.parametrize(

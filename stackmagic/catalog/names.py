@@ -281,18 +281,18 @@ _TABLE: tuple[ServiceName, ...] = (
     _cur("horizon", "horizon", "Dashboard (web UI)", "Horizon（Web ダッシュボード）"),
     _cur("tempest", "tempest", "integration test suite (installed and configured, no process)",
          "結合テストスイート Tempest（プロセスは動かない）"),
-    # --- heat (plugin) --------------------------------------------------------------------
-    _plg("h-api", "heat", "Orchestration API", "Heat（オーケストレーション）の API"),
-    _plg("h-api-cfn", "heat", "Orchestration CloudFormation-compatible API",
+    # --- heat (a plugin in devstack; built in here) --------------------------------------
+    _cur("h-api", "heat", "Orchestration API", "Heat（オーケストレーション）の API"),
+    _cur("h-api-cfn", "heat", "Orchestration CloudFormation-compatible API",
          "Heat の CloudFormation 互換 API"),
-    _plg("h-eng", "heat", "Orchestration engine", "Heat のエンジン"),
-    _grp("heat", "heat", "group name for every h-* service", "Heat のグループ名（h-* すべて）",
-         "heat"),
-    # verify: the Heat release (Queens) that removed the CloudWatch API.
+    _cur("h-eng", "heat", "Orchestration engine", "Heat のエンジン"),
+    _grp("heat", "heat", "group name for every h-* service", "Heat のグループ名（h-* すべて）"),
+    # Heat's "Remove CloudWatch API" (2017-10-27) first shipped in 10.0.0 (Queens); its devstack
+    # plugin dropped h-api-cw on 2017-10-24 (both from the heat repository's history).
     _old("h-api-cw", "heat", "Orchestration CloudWatch-compatible API",
-         "the CloudWatch API left Heat's devstack plugin in 2017; use Aodh alarms: "
-         + PLUGIN_LINES["aodh"],
-         "Heat の CloudWatch 互換 API（廃止、Aodh を使う）"),
+         "the CloudWatch API was removed from Heat in Queens (10.0.0, 2018) and from its devstack "
+         "plugin in 2017; for alarms use Aodh: " + PLUGIN_LINES["aodh"],
+         "Heat の CloudWatch 互換 API（Queens で廃止、Aodh を使う）"),
     # --- ceilometer (plugin) --------------------------------------------------------------
     _plg("ceilometer-acompute", "ceilometer", "Telemetry compute polling agent",
          "Ceilometer のコンピュート計測エージェント"),
