@@ -244,7 +244,7 @@ def test_what_heat_cannot_do_here_is_refused_before_anything_is_built(tmp_path, 
 #: RandomString and TestResource (no other service needed), a wait condition whose handle is
 #: signalled over the CloudFormation API's EC2-signed URL (the stack domain user Heat makes for it)
 TEMPLATE = """
-heat_template_version: 2021-04-16
+heat_template_version: "2021-04-16"
 parameters:
   length: {type: number, default: 24}
 resources:
