@@ -29,11 +29,14 @@ def measured() -> dict[str, int]:
 
 
 def write(figures: dict[str, float]) -> Path:
-    """Keep ``figures`` (service -> MiB), with where and when they were measured."""
+    """Keep ``figures`` (service -> MiB), with where and when they were measured. The figures of
+    services this measurement did not cover stay as they were (Heat's, from a stack of its own)."""
+    kept = {**(measured() if FIGURES.exists() else {}), **figures}
     lines = ["# resident memory per service, MiB (process and its children), measured by",
              f"# bench/default_bench.py --write on {datetime.date.today()} ({platform.machine()}, "
-             f"{_meminfo('MemTotal') // 1024} GiB, {os.cpu_count()} cores); read by stackmagic.memory",
-             *(f"{name} {round(mib)}" for name, mib in sorted(figures.items()))]
+             f"{_meminfo('MemTotal') // 1024} GiB, {os.cpu_count()} cores); read by stackmagic.memory;",
+             "# services the bench does not run keep their figures from earlier measurements",
+             *(f"{name} {round(mib)}" for name, mib in sorted(kept.items()))]
     FIGURES.write_text("\n".join(lines) + "\n")
     return FIGURES
 
