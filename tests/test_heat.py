@@ -358,6 +358,24 @@ def test_a_template_as_demo_completes_signals_over_cfn_gives_its_outputs_and_goe
 
 
 @pytest.mark.slow
+def test_the_auth_encryption_key_is_in_heat_conf_and_in_no_log(stack):
+    """heat.conf (0600) and the passwords file hold it; no service or step log, no other file
+    stackmagic wrote (config, state), and no summary line shows it."""
+    from stackmagic import ini
+
+    data = stack["data"]
+    conf = data / "etc" / "heat" / "heat.conf"
+    key = ini.iniget(conf, "DEFAULT", "auth_encryption_key")
+    assert len(key) == 32 and f"HEAT_AUTH_ENCRYPTION_KEY={key}" in (data / "stackmagic" / "passwords").read_text()
+    holders = [path for top in (stack["root"] / "logs", data / "etc", data / "stackmagic")
+               for path in top.rglob("*") if path.is_file() and key.encode() in path.read_bytes()]
+    assert sorted(holders) == sorted([conf, data / "stackmagic" / "passwords"]), holders
+    assert key not in repr(stack["summary"])
+    # the engine logs its options at start, the key masked by oslo.config
+    assert "auth_encryption_key            = ****" in (stack["root"] / "logs" / "h-eng.log").read_text()
+
+
+@pytest.mark.slow
 def test_a_rerun_with_nothing_changed_runs_no_step(stack):
     engine = engine_for(stack["localrc"])
     started = time.monotonic()

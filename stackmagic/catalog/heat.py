@@ -147,6 +147,8 @@ class Heat(ApiService):
             (d, "region_name_for_services", s.region_name),
             (d, "num_engine_workers", self.engine_workers(ctx)),
             (d, "hidden_stack_tags", "hidden"),
+            # the engine's workers finish within it when stopped (oslo's default waits 60 s)
+            (d, "graceful_shutdown_timeout", s.int("SERVICE_GRACEFUL_SHUTDOWN_TIMEOUT", 5)),
             (d, "environment_dir", env_dir),
             (d, "template_dir", templates),
             ("paste_deploy", "api_paste_config", conf.parent / "api-paste.ini"),
