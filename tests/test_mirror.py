@@ -152,7 +152,9 @@ def test_release_projects_name_the_repos() -> None:
     assert projects["placement"] == ("openstack-placement", "16.0.0")
     assert projects["keystone"] == ("keystone", "30.0.0")
     assert projects["horizon"] == ("horizon", "27.0.0")
-    assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "horizon", "cinder"}
+    assert projects["heat"] == ("openstack-heat", "27.0.0")          # openstack/heat
+    assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "horizon", "cinder",
+                             "heat"}
 
 
 def test_constraints_do_not_pin_the_servers() -> None:
