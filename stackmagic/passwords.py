@@ -7,7 +7,8 @@ reused by every later run. Each unset password gets its own secret.
 
 Heat's ``HEAT_AUTH_ENCRYPTION_KEY`` (the ``auth_encryption_key`` its engine encrypts the
 credentials it stores with; devstack writes one fixed key) is kept the same way, 32 characters
-as Heat requires: a new key would leave every stored credential unreadable.
+as Heat requires, once a Heat service is enabled: a new key would leave every stored credential
+unreadable.
 
 A password is never generated again for a stack that already used one: when the file is
 damaged (not text, lines that are not ``NAME=value``), or a password that finished steps used
@@ -29,10 +30,11 @@ from stackmagic.errors import StackError
 
 NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD")
 
-#: secrets that are not passwords, kept the same way: how many characters each must have, and
-#: who says so (a value of another length is refused when the configuration is read)
+#: secrets that are not passwords, kept the same way: how many characters each must have, who
+#: says so (a value of another length is refused when the configuration is read), and the
+#: service group that uses it (generated only when one of its services is enabled)
 KEYS = {"HEAT_AUTH_ENCRYPTION_KEY": (32, "Heat refuses an auth_encryption_key of another length, "
-                                         "and takes 16 or 24 only with a warning")}
+                                         "and takes 16 or 24 only with a warning", "heat")}
 NAMES += tuple(KEYS)
 
 
@@ -94,7 +96,8 @@ def _refuse(path: Path, why: str, names: list[str]) -> PasswordsError:
 def with_passwords(config, stack_dir: Path, *, create: bool):
     """``config`` with every unset password filled from the saved file (generated if ``create``)."""
     values = dict(config.settings)
-    missing = [n for n in NAMES if not values.get(n)]
+    missing = [n for n in NAMES if not values.get(n)
+               and (n not in KEYS or config.is_service_enabled(KEYS[n][2]))]
     if not missing:
         return config
     path = stack_dir / "passwords"

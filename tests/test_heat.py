@@ -119,6 +119,12 @@ def test_the_auth_encryption_key_is_generated_once_kept_and_secret(tmp_path):
     # the next run reads the same key
     assert context(localrc, passwords=True).settings.get("HEAT_AUTH_ENCRYPTION_KEY") == key
     assert is_secret("HEAT_AUTH_ENCRYPTION_KEY") and is_secret("auth_encryption_key")
+    # a stack without Heat has no key to keep
+    other = tmp_path / "other"
+    other.mkdir()
+    assert context(write_localrc(other, services="key mysql"), passwords=True).settings.get(
+        "HEAT_AUTH_ENCRYPTION_KEY") is None
+    assert "HEAT_AUTH_ENCRYPTION_KEY" not in (other / "data" / "stackmagic" / "passwords").read_text()
 
     Heat().configure(ctx)
     conf = tmp_path / "data" / "etc" / "heat" / "heat.conf"

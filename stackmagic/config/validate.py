@@ -110,7 +110,7 @@ def _secret_lines(name: str, value: str) -> str | None:
 def _key_length(name: str, value: str) -> str | None:
     from stackmagic.passwords import KEYS
 
-    length, why = KEYS[name]
+    length, why, _group = KEYS[name]
     if not value or len(value) == length:
         return None
     return (f"{name} has {len(value)} characters; it must have exactly {length} ({why}): "
