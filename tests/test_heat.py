@@ -79,18 +79,18 @@ def test_h_api_cw_is_explained_as_removed_upstream_and_never_runs(tmp_path):
     assert steps.index("accounts heat") < steps.index("start h-eng")
 
 
-def test_enable_plugin_heat_is_served_by_the_built_in_module(tmp_path):
-    """devstack needs `enable_plugin heat ...`; here the line is accepted and nothing is cloned."""
-    from stackmagic.plugins import load_plugins
-
-    localrc = write_localrc(tmp_path, "enable_plugin heat https://opendev.org/openstack/heat")
-    ctx = context(localrc)
-    said = []
-    ctx.emit = said.append
-    assert load_plugins(ctx) == []
-    assert "built into stackmagic's catalog" in said[0].text
+def test_enable_plugin_heat_takes_the_recipe_and_its_services(tmp_path):
+    """devstack's line for Heat: the recipe runs, the plugin's three services are enabled, its
+    URL is Heat's source (nothing is cloned when the configuration is read)."""
+    localrc = tmp_path / "localrc"
+    localrc.write_text("\n".join([*sandbox(tmp_path, "heat"), "DATABASE_TYPE=mysql",
+                                  "disable_all_services", "enable_service key mysql rabbit",
+                                  "enable_plugin heat https://opendev.org/openstack/heat"]) + "\n")
+    engine = engine_for(localrc)
+    assert {"h-eng", "h-api", "h-api-cfn"} <= set(engine.config.enabled)
+    assert engine.config.settings.repo("heat") == "https://opendev.org/openstack/heat"
+    assert "heat" in {p.name for p in engine.projects()[0]}
     assert not (tmp_path / "dest" / "heat").exists()
-    assert "heat" in {p.name for p in engine_for(localrc).projects()[0]}
 
 
 def fake_source(root: Path) -> None:

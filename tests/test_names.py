@@ -138,6 +138,8 @@ def test_explain_retired_names_their_replacement(name, must_say):
         ("zaqar-websocket", "zaqar"),
         ("ir-cond", "ironic"),
         ("o-api", "octavia"),
+        ("h-api", "heat"),
+        ("h-eng", "heat"),
         ("q-fwaas", "neutron-fwaas"),
     ],
 )
@@ -161,14 +163,8 @@ def test_group_names(name):
 
 
 def test_plugin_groups_say_which_plugin():
-    assert explain("trove").endswith("needs enable_plugin trove https://opendev.org/openstack/trove")
+    assert explain("heat").endswith("needs enable_plugin heat https://opendev.org/openstack/heat")
     assert "enable_plugin" not in explain("nova")
-
-
-def test_heat_is_built_in_though_devstack_needs_its_plugin():
-    for name in ("h-api", "h-api-cfn", "h-eng"):
-        assert lookup(name).status == "current" and lookup(name).project == "heat"
-    assert "enable_plugin" not in explain("heat")
 
 
 @pytest.mark.parametrize(

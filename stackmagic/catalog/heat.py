@@ -1,5 +1,8 @@
 """Heat, the Orchestration service, as the devstack plugin in Heat's own repository
-(``devstack/lib/heat``) sets it up; here it is built in, no ``enable_plugin`` needed.
+(``devstack/lib/heat``) sets it up: this recipe answers devstack's ``enable_plugin heat URL
+[REF]`` (URL and REF become HEAT_REPO / HEAT_BRANCH; the plugin's settings enable h-eng, h-api
+and h-api-cfn), and the h-* services enabled without that line run too (with a warning that
+devstack would need it).
 
 Services (devstack's names): ``h-api`` (``heat.wsgi.api:application`` under gunicorn on
 HEAT_API_PORT, 8004), ``h-api-cfn`` (the CloudFormation-compatible API,
@@ -68,6 +71,8 @@ class Heat(ApiService):
     }
     repo = "openstack/heat"
     pypi = "openstack-heat"
+    devstack_plugin = "heat"
+    plugin_services = ("h-eng", "h-api", "h-api-cfn")      # devstack/settings of the plugin
     requirements = ("gunicorn", "openstacksdk")
     api, app = "h-api", "heat.wsgi.api:application"
     conf_setting, port_setting, default_port = "HEAT_CONF", "HEAT_API_PORT", 8004

@@ -281,12 +281,13 @@ _TABLE: tuple[ServiceName, ...] = (
     _cur("horizon", "horizon", "Dashboard (web UI)", "Horizon（Web ダッシュボード）"),
     _cur("tempest", "tempest", "integration test suite (installed and configured, no process)",
          "結合テストスイート Tempest（プロセスは動かない）"),
-    # --- heat (a plugin in devstack; built in here) --------------------------------------
-    _cur("h-api", "heat", "Orchestration API", "Heat（オーケストレーション）の API"),
-    _cur("h-api-cfn", "heat", "Orchestration CloudFormation-compatible API",
+    # --- heat (plugin; stackmagic's catalog has a recipe for it) --------------------------
+    _plg("h-api", "heat", "Orchestration API", "Heat（オーケストレーション）の API"),
+    _plg("h-api-cfn", "heat", "Orchestration CloudFormation-compatible API",
          "Heat の CloudFormation 互換 API"),
-    _cur("h-eng", "heat", "Orchestration engine", "Heat のエンジン"),
-    _grp("heat", "heat", "group name for every h-* service", "Heat のグループ名（h-* すべて）"),
+    _plg("h-eng", "heat", "Orchestration engine", "Heat のエンジン"),
+    _grp("heat", "heat", "group name for every h-* service", "Heat のグループ名（h-* すべて）",
+         "heat"),
     # Heat's "Remove CloudWatch API" (2017-10-27) first shipped in 10.0.0 (Queens); its devstack
     # plugin dropped h-api-cw on 2017-10-24 (both from the heat repository's history).
     _old("h-api-cw", "heat", "Orchestration CloudWatch-compatible API",
