@@ -354,8 +354,10 @@ def test_a_template_as_demo_completes_signals_over_cfn_gives_its_outputs_and_goe
         assert outputs["echo"] == "echo-" + outputs["secret"]
         assert json.loads(outputs["signalled"]) == {"1": "hello"}
         orch.delete_stack(created.id)
-        gone = lambda: orch.find_stack(created.id, ignore_missing=True)  # noqa: E731
-        assert wait_until(lambda: gone() is None or gone().status == "DELETE_COMPLETE", 180)
+        def gone() -> bool:         # asked once each time: the stack may vanish between two asks
+            found = orch.find_stack(created.id, ignore_missing=True)
+            return found is None or found.status == "DELETE_COMPLETE"
+        assert wait_until(gone, 180)
         # Heat still shows a deleted stack by its id, as DELETE_COMPLETE
         shown = orch.get(f"/stacks/smoke/{created.id}", raise_exc=False)
         assert shown.status_code == 404 or shown.json()["stack"]["stack_status"] == "DELETE_COMPLETE"
