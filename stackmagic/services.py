@@ -16,6 +16,7 @@ swift      starts with ``s-``
 trove      starts with ``tr-``
 keystone   is ``key``
 placement  starts with ``placement-api``
+zaqar      starts with ``zaqar`` (the zaqar plugin's ``is_zaqar_enabled``)
 ========== ==================================================
 
 and two legacy rules: ``s-*`` is enabled when ``swift`` is listed, and
@@ -35,6 +36,7 @@ GROUP_PREFIXES: dict[str, tuple[str, ...]] = {
     "swift": ("s-",),
     "trove": ("tr-",),
     "placement": ("placement-api",),
+    "zaqar": ("zaqar",),
 }
 
 #: Group name -> the one exact name that makes it true.
