@@ -152,7 +152,8 @@ def test_release_projects_name_the_repos() -> None:
     assert projects["placement"] == ("openstack-placement", "16.0.0")
     assert projects["keystone"] == ("keystone", "30.0.0")
     assert projects["horizon"] == ("horizon", "27.0.0")
-    assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "horizon", "cinder"}
+    assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "horizon", "cinder",
+                             "zaqar"}
 
 
 def test_constraints_do_not_pin_the_servers() -> None:
@@ -160,7 +161,8 @@ def test_constraints_do_not_pin_the_servers() -> None:
     pinned = {constraints.normalize(line.split("===")[0])
               for line in text.splitlines() if "===" in line and not line.startswith("#")}
     assert {"oslo-config", "gunicorn", "openstacksdk", "pymysql", "pymemcache"} <= pinned
-    assert not pinned & {"keystone", "glance", "openstack-placement", "nova", "neutron", "horizon", "cinder"}
+    assert not pinned & {"keystone", "glance", "openstack-placement", "nova", "neutron", "horizon", "cinder",
+                         "zaqar"}
     assert all("===" in line for line in text.splitlines() if line and not line.startswith("#"))
 
 
