@@ -21,7 +21,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,7 +31,7 @@ from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.process_info import alive, rss_kib, tree
 from stackmagic.samples import sandbox
-from tests.conftest import engine_for, real_stack, wait_until
+from tests.conftest import engine_for, module_stack, processes_under, sdk_connection, wait_until
 
 PLUGIN_LINE = "enable_plugin zaqar https://opendev.org/openstack/zaqar"
 SERVICES = {"key", "mysql", "rabbit", "memcached", "redis", "zaqar-wsgi", "zaqar-websocket"}
@@ -103,43 +102,22 @@ def test_tempest_hears_zaqar_is_there(tmp_path):
 
 
 # -- a real stack ---------------------------------------------------------------------------------
-def ours(root: Path) -> list[int]:
-    """Live processes whose command line names the stack's directory."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if str(root).encode() in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.fixture(scope="module")
 def stack():
     if os.geteuid() != 0 and not shutil.which("redis-server"):
         pytest.skip("needs Debian's redis-server installed (root installs it)")
-    root = Path(tempfile.mkdtemp(prefix="stackmagic-zaqar-"))
-    root.chmod(0o755)                       # the servers' accounts enter DATA_DIR
-    localrc = write_localrc(root)
-    with real_stack(root, localrc, clean=True) as (engine, summary):
+    with module_stack("stackmagic-zaqar-", write_localrc) as made:
+        summary = made["summary"]
         rss = {s.service: s.rss_kib for s in summary.services}
         print(f"\nzaqar stack: cold {summary.seconds:.1f} s; RSS KiB {rss}")
-        yield {"root": root, "localrc": localrc, "engine": engine, "summary": summary,
-               "data": root / "data"}
+        yield made
 
 
 @pytest.fixture(scope="module")
 def demo(stack):
     """openstacksdk as the stack's demo user (clouds.yaml's devstack)."""
-    import openstack.config
-    from openstack.connection import Connection
-
-    config = openstack.config.OpenStackConfig(config_files=[str(stack["root"] / "clouds.yaml")])
-    conn = Connection(config=config.get_one(cloud="devstack"))
-    yield conn
-    conn.close()
+    with sdk_connection(stack["root"], "devstack") as conn:
+        yield conn
 
 
 @pytest.mark.slow
@@ -303,4 +281,5 @@ def test_unstack_leaves_no_process(stack):
     print("\nRSS KiB (with children):", {s.service: rss_kib(s.pid) for s in status if s.pid})
     pids = [p for s in status if s.pid for p in tree(s.pid)]
     engine_for(stack["localrc"]).unstack(all=True)
-    assert wait_until(lambda: not [p for p in pids if alive(p)] and not ours(root), 60), ours(root)
+    gone = lambda: not [p for p in pids if alive(p)] and not processes_under(root)  # noqa: E731
+    assert wait_until(gone, 60), processes_under(root)
