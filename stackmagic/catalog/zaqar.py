@@ -18,7 +18,8 @@ trustee (the zaqar user), ``unreliable`` and ``admin_mode``, the notifier pipeli
 websocket transport's address, a signing key for pre-signed URLs (generated once here; the
 plugin writes a fixed string), and the two stores; accounts are create_zaqar_accounts': the
 zaqar service user, ``messaging`` and ``messaging-websocket`` endpoints. tempest.conf gets
-``[service_available] zaqar = True`` (the option zaqar-tempest-plugin reads).
+``[service_available] zaqar = True`` (the option zaqar-tempest-plugin reads), and Tempest's venv
+gets zaqar-tempest-plugin, as the plugin's install_zaqartempest.
 
 The stores. The plugin's default ``ZAQAR_BACKEND=mongodb`` cannot run here: Debian 12 packages
 no MongoDB (``apt-cache policy mongodb-server mongodb``: no candidate), and the plugin fetches it
@@ -59,6 +60,9 @@ REFUSED = {
     "swift": "this recipe does not yet wire Zaqar to Swift",
 }
 APP_MODULE = "zaqar_application"
+#: zaqar-tempest-plugin's release (branchless, like every tempest plugin; the newest when this
+#: was written: its 135 tests passed against this recipe)
+TEMPEST_PLUGIN = "4.3.0"
 
 
 class Zaqar(ApiService):
@@ -70,6 +74,7 @@ class Zaqar(ApiService):
     repo = "openstack/zaqar"
     pypi = "zaqar"
     requirements = ("gunicorn", "redis")
+    tempest_plugins = (f"zaqar-tempest-plugin=={TEMPEST_PLUGIN}",)     # install_zaqartempest
     api, app = "zaqar-wsgi", f"{APP_MODULE}:application"
     conf_setting, port_setting, default_port = "ZAQAR_CONF", "ZAQAR_SERVICE_PORT", 8888
     ports = {"ZAQAR_SERVICE_PORT": 8888, "ZAQAR_WEBSOCKET_PORT": WEBSOCKET_PORT}
