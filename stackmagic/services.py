@@ -17,6 +17,7 @@ trove      starts with ``tr-``
 heat       starts with ``h-`` (the heat plugin's ``is_heat_enabled``)
 keystone   is ``key``
 placement  starts with ``placement-api``
+zaqar      starts with ``zaqar`` (the zaqar plugin's ``is_zaqar_enabled``)
 ========== ==================================================
 
 and two legacy rules: ``s-*`` is enabled when ``swift`` is listed, and
@@ -37,6 +38,7 @@ GROUP_PREFIXES: dict[str, tuple[str, ...]] = {
     "trove": ("tr-",),
     "heat": ("h-",),
     "placement": ("placement-api",),
+    "zaqar": ("zaqar",),
 }
 
 #: Group name -> the one exact name that makes it true.

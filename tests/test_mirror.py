@@ -154,7 +154,7 @@ def test_release_projects_name_the_repos() -> None:
     assert projects["horizon"] == ("horizon", "27.0.0")
     assert projects["heat"] == ("openstack-heat", "27.0.0")          # openstack/heat
     assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "horizon", "cinder",
-                             "heat"}
+                             "heat", "zaqar"}
 
 
 def test_constraints_do_not_pin_the_servers() -> None:
@@ -162,7 +162,8 @@ def test_constraints_do_not_pin_the_servers() -> None:
     pinned = {constraints.normalize(line.split("===")[0])
               for line in text.splitlines() if "===" in line and not line.startswith("#")}
     assert {"oslo-config", "gunicorn", "openstacksdk", "pymysql", "pymemcache"} <= pinned
-    assert not pinned & {"keystone", "glance", "openstack-placement", "nova", "neutron", "horizon", "cinder"}
+    assert not pinned & {"keystone", "glance", "openstack-placement", "nova", "neutron", "horizon", "cinder",
+                         "zaqar"}
     assert all("===" in line for line in text.splitlines() if line and not line.startswith("#"))
 
 

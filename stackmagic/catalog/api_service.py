@@ -46,6 +46,7 @@ class ApiService(Project):
     health_path: ClassVar[str] = "/"
     database: ClassVar[str | None] = None           # its database's name
     database_section: ClassVar[str] = "database"    # where the connection URL goes
+    database_key: ClassVar[str] = "connection"      # ... under this key
     manage: ClassVar[str | None] = None             # "glance-manage"
     db_sync: ClassVar[tuple[str, ...]] = ("db", "sync")
     scope_setting: ClassVar[str | None] = None      # "GLANCE_ENFORCE_SCOPE"
@@ -80,7 +81,7 @@ class ApiService(Project):
         conf, s = self.conf(ctx), ctx.settings
         ctx.iniset(conf, "DEFAULT", "debug", s.bool("ENABLE_DEBUG_LOG_LEVEL", True))
         if self.database:
-            ctx.iniset(conf, self.database_section, "connection", Database.url(ctx, self.database))
+            ctx.iniset(conf, self.database_section, self.database_key, Database.url(ctx, self.database))
         if self.scope_setting:
             enforce = s.bool(self.scope_setting, True)
             ctx.iniset(conf, "oslo_policy", "enforce_scope", enforce)

@@ -107,6 +107,8 @@ class Project:
       (``enable_plugin heat URL``): that line then uses this recipe instead of cloning the
       plugin's bash, takes URL and REF as the project's source, and enables
       ``plugin_services`` (as the plugin's settings file would) unless the localrc disabled them.
+    - ``tempest_plugins``: pip requirements installed into Tempest's venv with Tempest when both
+      run (devstack's install_<project>tempest: ``zaqar-tempest-plugin``).
     """
 
     name: ClassVar[str]                                 # "keystone"
@@ -124,6 +126,7 @@ class Project:
     group: ClassVar[str | None] = None                  # devstack's group name for it
     devstack_plugin: ClassVar[str | None] = None        # the devstack plugin it stands in for
     plugin_services: ClassVar[tuple[str, ...]] = ()     # what that plugin's settings enable
+    tempest_plugins: ClassVar[tuple[str, ...]] = ()     # pip requirements: its tempest plugin
     source_dir_override: Path | None = None             # plugins: where the code already is
     plugin: str | None = None                           # the plugin that defined it
 

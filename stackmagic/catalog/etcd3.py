@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from stackmagic.catalog.base import Process, Project
-from stackmagic.catalog.system_user import check_reachable, require_account
+from stackmagic.catalog.system_user import own_data_dir
 from stackmagic.errors import ConfigError, StackError
 from stackmagic.health import HttpCheck
 
@@ -74,14 +74,8 @@ class Etcd3(Project):
         s = ctx.settings
         if s.int("ETCD_PORT", PORT) == s.int("ETCD_PEER_PORT", PEER_PORT):
             raise ConfigError(f"ETCD_PORT and ETCD_PEER_PORT must differ; both are {s.int('ETCD_PORT', PORT)}")
-        path = data_dir(ctx)
-        path.mkdir(parents=True, exist_ok=True)
-        path.chmod(0o700)                       # etcd refuses a data directory others may read
-        user = _run_as()
-        if user:
-            require_account(user, "etcd-server")
-            shutil.chown(path, user, user)
-            check_reachable(path, user, "etcd")
+        # etcd refuses a data directory others may read (0700)
+        own_data_dir(data_dir(ctx), _run_as(), "etcd-server", "etcd")
 
     def processes(self, ctx: "Context") -> Iterable[Process]:
         s = ctx.settings

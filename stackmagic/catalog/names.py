@@ -352,8 +352,12 @@ _TABLE: tuple[ServiceName, ...] = (
     _plg("zaqar-websocket", "zaqar", "Messaging websocket server", "Zaqar の WebSocket サーバー"),
     _old("zaqar-server", "zaqar", "Messaging server",
          "zaqar-server was split into zaqar-wsgi and zaqar-websocket in Zaqar's plugin (2015): "
-         + PLUGIN_LINES["zaqar"] + " and enable_service zaqar-wsgi zaqar-websocket",
+         + PLUGIN_LINES["zaqar"] + " and enable_service zaqar-wsgi zaqar-websocket; its MongoDB "
+         "store is replaced here by Redis (Debian's redis-server) with the stack's database",
          "Zaqar のサーバー（旧名、zaqar-wsgi と zaqar-websocket を使う）"),
+    _cur("redis", "zaqar",
+         "Redis server, Zaqar's message store here (the plugin installs it without a service name)",
+         "Zaqar のメッセージを保存する Redis サーバー"),
     _old("marconi-server", "zaqar", "Marconi, the first name of Zaqar",
          "Marconi was renamed Zaqar in 2014: " + PLUGIN_LINES["zaqar"],
          "Zaqar の旧名 Marconi（廃止）"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 from pathlib import Path
 
 from stackmagic.errors import StackError
@@ -38,3 +39,14 @@ def check_reachable(path: Path, user: str, server: str) -> None:
                 f"{server} runs as {user!r}, which cannot enter {parent} (mode {st.st_mode & 0o777:o}, "
                 f"owner {owner}:{group}), so it cannot reach {path}. Choose a DATA_DIR under "
                 f"directories others may enter, or run: chmod o+x {parent}")
+
+
+def own_data_dir(path: Path, user: str | None, package: str, server: str, mode: int = 0o700) -> None:
+    """Make ``path`` (mode ``mode``) for a server that writes there, owned by the system account
+    ``user`` that root runs it as (None: the current user runs it), which must reach it."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    if user:
+        require_account(user, package)
+        shutil.chown(path, user, user)
+        check_reachable(path, user, server)

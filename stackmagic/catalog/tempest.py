@@ -99,12 +99,15 @@ class Tempest(Project):
 
     # -- the steps of test_config ----------------------------------------------------------
     def install(self, ctx: "Context") -> None:
-        """Install tempest into its own venv, under the series' constraints when there are any."""
+        """Install tempest into its own venv, under the series' constraints when there are any,
+        with the tempest plugins of the projects that run (``Project.tempest_plugins``)."""
         venv = self.venv(ctx)
         created = venv.ensure()
         version = self.version(ctx)
-        ctx.log(("created" if created else "using") + f" {venv.path} for tempest {version}")
-        venv.install([f"tempest=={version}"], constraints=_constraints(ctx),
+        plugins = [r for p in ctx.projects for r in p.tempest_plugins]
+        ctx.log(("created" if created else "using") + f" {venv.path} for tempest {version}"
+                + (f" and {', '.join(plugins)}" if plugins else ""))
+        venv.install([f"tempest=={version}", *plugins], constraints=_constraints(ctx),
                      offline=ctx.settings.offline, log=ctx.log)
 
     def write_config(self, ctx: "Context") -> None:

@@ -83,6 +83,8 @@ POST_LOCALRC: tuple[tuple[str, str], ...] = (
     ("HORIZON_CONF_DIR", "$STACK_CONF_DIR/horizon"),
     ("HEAT_CONF_DIR", "$STACK_CONF_DIR/heat"),
     ("HEAT_CONF", "$HEAT_CONF_DIR/heat.conf"),
+    ("ZAQAR_CONF_DIR", "$STACK_CONF_DIR/zaqar"),
+    ("ZAQAR_CONF", "$ZAQAR_CONF_DIR/zaqar.conf"),
     ("TEMPEST_CONFIG_DIR", "$STACK_CONF_DIR/tempest"),
     ("TEMPEST_CONFIG", "$TEMPEST_CONFIG_DIR/tempest.conf"),
     ("HOST_IP", "127.0.0.1"),

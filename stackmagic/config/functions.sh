@@ -92,8 +92,8 @@ function __sm_any_prefix {
 # is_service_enabled NAME...: true if any NAME is enabled, exactly or through
 # a group name (nova=n-*, glance=g-*, cinder=c-*, neutron=q-*|neutron-*,
 # swift=s-* and s-* when "swift" is listed, trove=tr-*, heat=h-* (the heat
-# plugin's is_heat_enabled), keystone=key, placement=placement-api*, n-cpu-* when
-# n-cpu is listed).
+# plugin's is_heat_enabled), keystone=key, placement=placement-api*, zaqar=zaqar*
+# (the zaqar plugin's is_zaqar_enabled), n-cpu-* when n-cpu is listed).
 function is_service_enabled {
     local service
     for service in $@; do
@@ -108,6 +108,7 @@ function is_service_enabled {
             heat) __sm_any_prefix h- && return 0 ;;
             keystone) __sm_in_list key "$ENABLED_SERVICES" && return 0 ;;
             placement) __sm_any_prefix placement-api && return 0 ;;
+            zaqar) __sm_any_prefix zaqar && return 0 ;;
             n-cpu-*) __sm_any_prefix n-cpu && return 0 ;;
             s-*) __sm_any_prefix swift && return 0 ;;
         esac
