@@ -3,7 +3,9 @@
 devstack asks for unset passwords at a prompt, which would block a notebook. stackmagic never
 prompts: an unset ``ADMIN_PASSWORD`` / ``DATABASE_PASSWORD`` / ``SERVICE_PASSWORD`` /
 ``RABBIT_PASSWORD`` is generated, saved in ``$DATA_DIR/stackmagic/passwords`` (mode 0600) and
-reused by every later run. Each unset password gets its own secret.
+reused by every later run. Each unset password gets its own secret. ``SWIFT_HASH`` (stack.sh
+reads it with the passwords) is kept the same way: Swift hashes every object's path with it, so
+a new one would lose every object stored.
 
 A password is never generated again for a stack that already used one: when the file is
 damaged (not text, lines that are not ``NAME=value``), or a password that finished steps used
@@ -23,7 +25,7 @@ from pathlib import Path
 from stackmagic.config.settings import Settings
 from stackmagic.errors import StackError
 
-NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD")
+NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD", "SWIFT_HASH")
 
 
 class PasswordsError(StackError):

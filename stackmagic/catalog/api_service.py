@@ -128,8 +128,11 @@ class ApiService(Project):
         shutil.rmtree(self.conf(ctx).parent, ignore_errors=True)
 
 
-def configure_authtoken(ctx: "Context", conf: Path, user: str, section: str = "keystone_authtoken") -> None:
-    """devstack's configure_keystone_authtoken_middleware: how a service checks tokens."""
+def configure_authtoken(ctx: "Context", conf: Path, user: str, section: str = "keystone_authtoken",
+                        *, paste: bool = False) -> None:
+    """devstack's configure_keystone_authtoken_middleware: how a service checks tokens. With
+    ``paste`` the options go into a paste filter section that PasteDeploy reads (Swift's
+    ``[filter:authtoken]``), written as :func:`paste_value` says instead of for oslo.config."""
     s = ctx.settings
     url = ctx.url(s.int("KEYSTONE_SERVICE_PORT", identity.KEYSTONE_PORT))
     for key, value in (
@@ -139,10 +142,21 @@ def configure_authtoken(ctx: "Context", conf: Path, user: str, section: str = "k
         ("project_domain_name", "Default"), ("password", s.service_password),
         ("region_name", s.region_name), ("service_token_roles_required", "true"),
     ):
-        ctx.iniset(conf, section, key, value)
+        if paste:
+            ctx.iniset(conf, section, key, paste_value(value), raw=True)
+        else:
+            ctx.iniset(conf, section, key, value)
     cache = memcached.servers(ctx)
     if cache:
         ctx.iniset(conf, section, "memcached_servers", cache)
+
+
+def paste_value(value: object) -> str:
+    """``value`` as a PasteDeploy (or plain configparser) file must hold it: ``%`` doubled (its
+    interpolation reads ``%(name)s``), booleans as true/false, ``$`` left alone."""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    return str(value).replace("%", "%%")
 
 
 def configure_keystoneauth(ctx: "Context", conf: Path, section: str, user: str) -> None:

@@ -20,7 +20,8 @@ from stackmagic.services import parse_service_list
 
 _TRUE = frozenset({"1", "yes", "Yes", "YES", "true", "True", "TRUE"})
 _FALSE = frozenset({"0", "no", "No", "NO", "false", "False", "FALSE"})
-_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN", re.IGNORECASE)
+#: ``SWIFT_HASH`` too: the secret suffix Swift hashes every object's path with
+_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|^SWIFT_HASH$", re.IGNORECASE)
 MASK = "********"
 
 
