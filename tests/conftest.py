@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -72,6 +73,34 @@ def real_stack(root: Path, config: Path, *, clean: bool = False):
             shutil.rmtree(root, ignore_errors=True)
         assert not left, f"processes left running: {left}"
         assert not mounted, f"left mounted: {mounted}"
+
+
+@contextlib.contextmanager
+def module_stack(prefix: str, write_localrc):
+    """A real stack for a module's tests, made under a new directory (0755: the database and
+    rabbit accounts enter DATA_DIR, so not pytest's 0700 tmp) from ``write_localrc(root)``; yields
+    root, localrc, engine, the stack's summary and DATA_DIR. ``clean`` afterwards: its data goes too."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    localrc = write_localrc(root)
+    with real_stack(root, localrc, clean=True) as (engine, summary):
+        yield {"root": root, "localrc": localrc, "engine": engine, "summary": summary,
+               "data": root / "data"}
+
+
+@contextlib.contextmanager
+def sdk_connection(root: Path, cloud: str):
+    """openstacksdk as one of the clouds (``devstack``, ``devstack-admin`` ...) that the stack
+    under ``root`` wrote to its clouds.yaml."""
+    import openstack.config
+    from openstack.connection import Connection
+
+    config = openstack.config.OpenStackConfig(config_files=[str(root / "clouds.yaml")])
+    conn = Connection(config=config.get_one(cloud=cloud))
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def commands_running() -> set[str]:

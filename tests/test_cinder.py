@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ import pytest
 from stackmagic.catalog import cinder_backends as cb
 from stackmagic.process_info import alive, tree
 from stackmagic.samples import sandbox
-from tests.conftest import engine_for, mounts_under, real_stack, wait_until
+from tests.conftest import engine_for, module_stack, mounts_under, sdk_connection, wait_until
 
 SERVICES = "key mysql rabbit etcd3 c-api c-sch c-vol c-bak"
 HERE = Path(__file__).parent
@@ -58,26 +57,16 @@ def stack():
     """One real stack for the module; everything it started or mounted is undone afterwards."""
     if os.geteuid() != 0:
         pytest.skip("c-vol needs root (loop devices, mounts)")
-    # the database and rabbit accounts enter DATA_DIR: not pytest's 0700 tmp
-    root = Path(tempfile.mkdtemp(prefix="stackmagic-cinder-"))
-    root.chmod(0o755)
-    localrc = write_localrc(root)
     # clean: the backing file goes too; a mount left below root fails the module
-    with real_stack(root, localrc, clean=True) as (engine, summary):
-        yield {"root": root, "localrc": localrc, "engine": engine, "summary": summary,
-               "data": root / "data"}
+    with module_stack("stackmagic-cinder-", write_localrc) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
 def cloud(stack):
     """openstacksdk as the stack's admin (clouds.yaml's devstack-admin)."""
-    import openstack.config
-    from openstack.connection import Connection
-
-    config = openstack.config.OpenStackConfig(config_files=[str(stack["root"] / "clouds.yaml")])
-    conn = Connection(config=config.get_one(cloud="devstack-admin"))
-    yield conn
-    conn.close()
+    with sdk_connection(stack["root"], "devstack-admin") as conn:
+        yield conn
 
 
 def status_of(get, wanted: str, timeout: float = 180):

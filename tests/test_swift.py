@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from stackmagic.catalog import loopback
 from stackmagic.catalog.swift import Swift
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
-from tests.conftest import engine_for, mounts_under, real_stack, wait_until
+from tests.conftest import engine_for, module_stack, mounts_under, sdk_connection, wait_until
 
 SERVICES = "key s-proxy s-object s-container s-account"
 HERE = Path(__file__).parent
@@ -171,24 +170,15 @@ def test_tempest_hears_about_object_storage_as_lib_tempest_tells_it(tmp_path):
 @pytest.fixture(scope="module")
 def stack():
     """One real stack for the module; everything it started or mounted is undone afterwards."""
-    root = Path(tempfile.mkdtemp(prefix="stackmagic-swift-"))
-    root.chmod(0o755)
-    localrc = write_localrc(root)
-    with real_stack(root, localrc, clean=True) as (engine, summary):
-        yield {"root": root, "localrc": localrc, "engine": engine, "summary": summary,
-               "data": root / "data"}
+    with module_stack("stackmagic-swift-", write_localrc) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
 def demo(stack):
     """openstacksdk as devstack's demo user (clouds.yaml's devstack)."""
-    import openstack.config
-    from openstack.connection import Connection
-
-    config = openstack.config.OpenStackConfig(config_files=[str(stack["root"] / "clouds.yaml")])
-    conn = Connection(config=config.get_one(cloud="devstack"))
-    yield conn
-    conn.close()
+    with sdk_connection(stack["root"], "devstack") as conn:
+        yield conn
 
 
 @pytest.mark.slow
@@ -201,14 +191,10 @@ def test_every_swift_service_is_healthy(stack):
 
 @pytest.mark.slow
 def test_the_object_store_endpoint_is_devstacks(stack, demo):
-    import openstack.config
-    from openstack.connection import Connection
-
     port = stack["engine"].config.settings.int("SWIFT_DEFAULT_BIND_PORT")
     # the demo user's storage URL: the public endpoint with its project filled in
     assert demo.object_store.get_endpoint() == f"http://127.0.0.1:{port}/v1/AUTH_{demo.current_project_id}"
-    config = openstack.config.OpenStackConfig(config_files=[str(stack["root"] / "clouds.yaml")])
-    with Connection(config=config.get_one(cloud="devstack-admin")) as admin:
+    with sdk_connection(stack["root"], "devstack-admin") as admin:
         (service,) = [s for s in admin.identity.services() if s.type == "object-store"]
         urls = {e.interface: e.url for e in admin.identity.endpoints(service_id=service.id)}
         assert urls == {"public": f"http://127.0.0.1:{port}/v1/AUTH_$(project_id)s",
