@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from stackmagic import identity, ini
 from stackmagic.catalog import loopback, memcached
-from stackmagic.catalog.api_service import configure_authtoken, paste_value
+from stackmagic.catalog.api_service import configure_authtoken
 from stackmagic.catalog.base import Need, Process, Project
 from stackmagic.errors import ConfigError, StackError
 from stackmagic.health import HttpCheck
@@ -72,6 +72,27 @@ MKFS = {"xfs": ["mkfs.xfs", "-q", "-f", "-i", "size=1024"],
 MOUNT_OPTIONS = {"xfs": "noatime,nodiratime,logbufs=8", "ext4": "noatime,nodiratime"}
 FS_PACKAGES = {"xfs": "xfsprogs", "ext4": "e2fsprogs"}
 DEVICE = "sdb"                      # devstack's device name: sdb1, sdb2 ...
+#: What each server's shim imports its main() from
+SERVERS = {"proxy": "swift.proxy.server", "object": "swift.obj.server",
+           "container": "swift.container.server", "account": "swift.account.server"}
+#: Swift reads its storage policies and constraints from /etc/swift/swift.conf when its modules
+#: are imported; the servers' ``swift_dir`` (set_swift_dir) re-reads only the hash. devstack
+#: links /etc/swift to its config for that; stackmagic starts each server through this shim,
+#: which points Swift at SWIFT_CONF_DIR first, so that stacks side by side keep their own.
+SHIM = """\"\"\"Written by stackmagic: run one Swift server (argv[1]) with swift.conf from {conf_dir!r}.\"\"\"
+import importlib
+import sys
+
+from swift.common import utils
+
+utils.set_swift_dir({conf_dir!r})
+from swift.common import constraints, storage_policy  # noqa: E402
+
+constraints.reload_constraints()
+storage_policy.reload_storage_policies()
+module = {servers!r}[sys.argv.pop(1)]
+sys.exit(importlib.import_module(module).main())
+"""
 RING_SEED = "42"                    # devstack's: the same ring on every node
 
 
@@ -192,6 +213,13 @@ class Swift(Project):
     def device_names(self, ctx: "Context") -> list[str]:
         return [f"{DEVICE}{n}" for n in range(1, self.replicas(ctx) + 1)]
 
+    def shim(self, ctx: "Context") -> Path:
+        return self.conf_dir(ctx) / "swift_server.py"
+
+    def server_argv(self, ctx: "Context", kind: str, conf: Path) -> list[str]:
+        """``swift-<kind>-server <conf> -v``, through the shim (see :data:`SHIM`)."""
+        return [str(ctx.venv.python), str(self.shim(ctx)), kind, str(conf), "-v"]
+
     def record(self, ctx: "Context") -> loopback.Record:
         return loopback.Record(ctx.stack_dir / "swift-disk.json")
 
@@ -230,8 +258,10 @@ class Swift(Project):
             ctx.write_file(conf / name, (src / sample).read_text(), mode=0o600)
         listen = s.get("SWIFT_SERVICE_LISTEN_ADDRESS") or s.get("SERVICE_LISTEN_ADDRESS") or s.service_host
         user = getpass.getuser()          # the services run as this account (devstack's STACK_USER)
+        ctx.write_file(self.shim(ctx), SHIM.format(conf_dir=str(conf), servers=SERVERS))
         set_ = lambda path, section, key, value: ctx.iniset(  # noqa: E731
-            path, section, key, paste_value(value), raw=True)
+            path, section, key, (plain_value if path.name == "swift.conf" else paste_value)(value),
+            raw=True)
         proxy_url = f"http://{s.service_host}:{self.proxy_port(ctx)}"
         set_(conf / "container-sync-realms.conf", "realm1", "key", "realm1key")
         set_(conf / "container-sync-realms.conf", "realm1", "cluster_name1", f"{proxy_url}/v1/")
@@ -282,7 +312,7 @@ class Swift(Project):
         if keystone:
             set_(proxy, "filter:authtoken", "log_name", "swift")
             set_(proxy, "filter:authtoken", "paste.filter_factory", "keystonemiddleware.auth_token:filter_factory")
-            configure_authtoken(ctx, proxy, "swift", section="filter:authtoken", paste=True)
+            configure_authtoken(ctx, proxy, "swift", section="filter:authtoken", raw=paste_value)
             set_(proxy, "filter:authtoken", "delay_auth_decision", 1)
             set_(proxy, "filter:authtoken", "cache", "swift.cache")
             set_(proxy, "filter:authtoken", "include_service_catalog", False)
@@ -365,13 +395,12 @@ class Swift(Project):
         for service, (kind, _, _) in STORAGE.items():
             if cfg.is_service_enabled(service):
                 port = self.port(ctx, service)
-                yield Process(service, [str(ctx.venv.bin(f"swift-{kind}-server")),
-                                        str(conf / f"{kind}-server" / "1.conf"), "-v"],
+                yield Process(service, self.server_argv(ctx, kind, conf / f"{kind}-server" / "1.conf"),
                               cwd=self.data_dir(ctx), health=HttpCheck(f"http://{host}:{port}/recon/version"),
                               endpoint=f"http://{host}:{port}", host=listen, port=port)
         if cfg.is_service_enabled("s-proxy"):
             port = self.proxy_port(ctx)
-            yield Process("s-proxy", [str(ctx.venv.bin("swift-proxy-server")), str(conf / "proxy-server.conf"), "-v"],
+            yield Process("s-proxy", self.server_argv(ctx, "proxy", conf / "proxy-server.conf"),
                           cwd=self.data_dir(ctx), health=HttpCheck(f"http://{host}:{port}/info"),
                           endpoint=f"http://{host}:{port}", host=listen, port=port,
                           after=tuple(x for x in STORAGE if cfg.is_service_enabled(x)),
@@ -423,6 +452,20 @@ class Swift(Project):
             return
         shutil.rmtree(self.data_dir(ctx), ignore_errors=True)
         shutil.rmtree(self.conf_dir(ctx), ignore_errors=True)
+
+
+def paste_value(value: object) -> str:
+    """``value`` as Swift's readers of its server configs (its paste loader, ``readconf``) must
+    find it: they interpolate only a value holding ``%(``, and then every ``%`` needs doubling."""
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return text.replace("%", "%%") if "%(" in text else text
+
+
+def plain_value(value: object) -> str:
+    """``value`` for swift.conf, which Swift reads with configparser's own interpolation
+    (``%`` doubled, always)."""
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return text.replace("%", "%%")
 
 
 def _whole(ctx: "Context", name: str, default: int, *, least: int, most: int | None, hint: str) -> int:
