@@ -160,6 +160,17 @@ def test_the_proxy_pipeline_is_devstacks(tmp_path):
     assert last.endswith("proxy-logging ceilo proxy-server")
 
 
+@pytest.mark.parametrize("value, paste, plain", [
+    ("pa%ss$word", "pa%ss$word", "pa%%ss$word"),      # Swift's paste loader leaves a lone % alone
+    ("p%(x)s %y", "p%%(x)s %%y", "p%%(x)s %%y"),      # ... but interpolates a value with %(
+    (True, "true", "true"),
+])
+def test_values_are_written_as_swifts_config_readers_read_them(value, paste, plain):
+    from stackmagic.catalog.swift import paste_value, plain_value
+
+    assert paste_value(value) == paste and plain_value(value) == plain
+
+
 def test_tempest_hears_about_object_storage_as_lib_tempest_tells_it(tmp_path):
     opts = {(s, k): v for s, k, v in Swift().tempest_options(context(write_localrc(tmp_path)))}
     assert opts[("object-storage-feature-enabled", "discoverable_apis")] == "all"
