@@ -55,7 +55,7 @@ def test_the_swift_group_enables_the_four_and_they_run_here(tmp_path):
 
     engine = engine_for(write_localrc(tmp_path, services="key swift"))
     names = [s.id for s in engine.plan().steps]
-    for service in ("s-proxy", "s-object", "s-container", "s-account"):
+    for service in ("s-proxy", "s-object", "s-container", "s-account", "s-container-sync"):
         assert runnable_services()[service] == "swift"
         assert f"start {service}" in names
     # the proxy starts after the storage servers; the accounts after Keystone's
@@ -175,6 +175,8 @@ def test_tempest_hears_about_object_storage_as_lib_tempest_tells_it(tmp_path):
     opts = {(s, k): v for s, k, v in Swift().tempest_options(context(write_localrc(tmp_path)))}
     assert opts[("object-storage-feature-enabled", "discoverable_apis")] == "all"
     assert opts[("object-storage-feature-enabled", "container_sync")] == "false"
+    synced = {(s, k): v for s, k, v in Swift().tempest_options(context(write_localrc(tmp_path, services="key swift")))}
+    assert synced[("object-storage-feature-enabled", "container_sync")] == "true"
 
 
 # -- a real stack -----------------------------------------------------------------------------

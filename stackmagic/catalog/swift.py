@@ -5,7 +5,8 @@ the ``object-store`` endpoint is ``http://SERVICE_HOST:8080/v1/AUTH_$(project_id
 ``s-object``, ``s-container`` and ``s-account`` (the storage servers on OBJECT_PORT_BASE 6613,
 CONTAINER_PORT_BASE 6611 and ACCOUNT_PORT_BASE 6612), each ``swift-*-server <conf> -v`` in its
 tmux window, its log on the window's output (``-v``; there is no syslog here). The group name
-``swift`` enables all four, as in devstack.
+``swift`` enables all four, as in devstack, and ``s-container-sync`` (swift-container-sync, which
+devstack always starts; here when enabled, by name or by the group name).
 
 configure (devstack's configure_swift): the sample configs of the source tree's ``etc/``
 copied into SWIFT_CONF_DIR and edited: proxy-server.conf with devstack's pipeline (crossdomain,
@@ -34,8 +35,8 @@ service, its public (``/v1/AUTH_$(project_id)s``) and admin endpoints; the Resel
 Health: s-proxy answers ``/info`` (devstack's wait_for_service), the storage servers their
 recon ``/recon/version``. ``unstack`` unmounts and detaches exactly what init recorded
 (``$DATA_DIR/stackmagic/swift-disk.json``); ``clean`` also removes the image, the rings and
-SWIFT_DATA_DIR. Not run (devstack runs them): the replicators, auditors, updaters and
-container-sync (SWIFT_START_ALL_SERVICES), rsync, s3api, Apache.
+SWIFT_DATA_DIR. Not run (devstack runs them): the replicators, auditors, updaters, reaper and
+expirer (SWIFT_START_ALL_SERVICES), rsync, s3api, Apache.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ FS_PACKAGES = {"xfs": "xfsprogs", "ext4": "e2fsprogs"}
 DEVICE = "sdb"                      # devstack's device name: sdb1, sdb2 ...
 #: What each server's shim imports its main() from
 SERVERS = {"proxy": "swift.proxy.server", "object": "swift.obj.server",
-           "container": "swift.container.server", "account": "swift.account.server"}
+           "container": "swift.container.server", "account": "swift.account.server",
+           "container-sync": "swift.container.sync"}
 #: Swift reads its storage policies and constraints from /etc/swift/swift.conf when its modules
 #: are imported; the servers' ``swift_dir`` (set_swift_dir) re-reads only the hash. devstack
 #: links /etc/swift to its config for that; stackmagic starts each server through this shim,
@@ -113,6 +115,7 @@ class Swift(Project):
         "s-object": "Object Storage object server",
         "s-container": "Object Storage container server",
         "s-account": "Object Storage account server",
+        "s-container-sync": "Object Storage container sync daemon",
     }
     repo = "openstack/swift"
     pypi = "swift"
@@ -266,6 +269,10 @@ class Swift(Project):
         set_(conf / "container-sync-realms.conf", "realm1", "key", "realm1key")
         set_(conf / "container-sync-realms.conf", "realm1", "cluster_name1", f"{proxy_url}/v1/")
         self._configure_proxy(ctx, conf / "proxy-server.conf", listen, user, set_)
+        # the internal client container-sync reads through: its rings and memcache are ours
+        set_(conf / "internal-client.conf", "DEFAULT", "swift_dir", conf)
+        if memcached.servers(ctx):
+            set_(conf / "internal-client.conf", "filter:cache", "memcache_servers", memcached.servers(ctx))
 
         swift_conf = conf / "swift.conf"
         set_(swift_conf, "swift-hash", "swift_hash_path_suffix", s.get("SWIFT_HASH"))
@@ -284,6 +291,8 @@ class Swift(Project):
                     (f"{kind}-replicator", "rsync_module", f"{{replication_ip}}::{kind}{{replication_port}}"),
                     ("filter:recon", "recon_cache_path", data / "cache")):
                 set_(node, section, key, value)
+            if kind == "container":
+                set_(node, "container-sync", "internal_client_conf_path", conf / "internal-client.conf")
         for sub in ("cache", "run", "logs"):
             (data / sub).mkdir(parents=True, exist_ok=True)
 
@@ -405,6 +414,13 @@ class Swift(Project):
                           endpoint=f"http://{host}:{port}", host=listen, port=port,
                           after=tuple(x for x in STORAGE if cfg.is_service_enabled(x)),
                           timeout=s.int("SERVICE_TIMEOUT", 60) + 30)
+        if cfg.is_service_enabled("s-container-sync"):
+            # devstack starts it with the other daemons; here it runs when enabled by name. It
+            # has no port: healthy while it runs
+            yield Process("s-container-sync",
+                          self.server_argv(ctx, "container-sync", conf / "container-server" / "1.conf"),
+                          cwd=self.data_dir(ctx),
+                          after=tuple(x for x in ("s-container", "s-proxy") if cfg.is_service_enabled(x)))
 
     def accounts(self, ctx: "Context") -> None:
         """devstack's create_swift_accounts (without the functional tests' users)."""
@@ -431,8 +447,9 @@ class Swift(Project):
             return []
         return [("object-storage-feature-enabled", "discoverable_apis",
                  ctx.settings.get("OBJECT_STORAGE_API_EXTENSIONS") or "all"),
-                # devstack runs swift-container-sync for these tests; stackmagic does not (yet)
-                ("object-storage-feature-enabled", "container_sync", "false")]
+                # devstack always runs swift-container-sync for these tests; here when enabled
+                ("object-storage-feature-enabled", "container_sync",
+                 "true" if ctx.config.is_service_enabled("s-container-sync") else "false")]
 
     # -- unstack and clean -------------------------------------------------------------------
     def unstack(self, ctx: "Context") -> None:
