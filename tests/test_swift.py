@@ -200,6 +200,11 @@ def test_every_swift_service_is_healthy(stack):
     assert {"s-proxy", "s-object", "s-container", "s-account"} <= set(services)
     sick = {n: s.detail for n, s in services.items() if not s.healthy}
     assert not sick, sick
+    summary = stack["summary"]
+    print(f"cold stack: {summary.seconds:.1f} s; by phase: "
+          + ", ".join(f"{p} {s:.1f}" for p, s in summary.by_phase().items()))
+    for s in engine_for(stack["localrc"]).status():
+        print(f"{s.service}: RSS {(s.rss_kib or 0) / 1024:.0f} MiB ({s.detail})")
 
 
 @pytest.mark.slow
