@@ -45,6 +45,7 @@ import getpass
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -384,15 +385,23 @@ class Swift(Project):
         for pattern in ("*.builder", "*.ring.gz", "backups/*.builder", "backups/*.ring.gz"):
             for old in conf.glob(pattern):
                 old.unlink()
-        for service, (kind, _, _) in STORAGE.items():
+        ports = {service: self.port(ctx, service) for service in STORAGE}
+        names = self.device_names(ctx)
+
+        def build(service: str) -> None:
+            kind = STORAGE[service][0]
             path = conf / f"{kind}.builder"
+            add = [word for zone, name in enumerate(names, start=1)       # z1-host:port/sdb1 1 ...
+                   for word in (f"z{zone}-{host}:{ports[service]}/{name}", "1")]
             ctx.run(builder, path, "create", power, replicas, 1, cwd=conf, timeout=120)
-            for zone, name in enumerate(self.device_names(ctx), start=1):
-                ctx.run(builder, path, "add", f"z{zone}-{host}:{self.port(ctx, service)}/{name}", 1,
-                        cwd=conf, timeout=120)
+            ctx.run(builder, path, "add", *add, cwd=conf, timeout=120)
             out = ctx.run(builder, path, "rebalance", RING_SEED, cwd=conf, timeout=300, check=False)
             if not (conf / f"{kind}.ring.gz").is_file():     # exit 1 is a warning (balance)
                 raise StackError(f"swift-ring-builder made no {kind} ring: {out.strip()[-300:]}")
+
+        with ThreadPoolExecutor(len(STORAGE)) as pool:      # the three rings side by side
+            for done in [pool.submit(build, service) for service in STORAGE]:
+                done.result()
         shutil.copyfile(conf / "object.ring.gz", conf / "object-1.ring.gz")
 
     def processes(self, ctx: "Context") -> Iterable[Process]:
