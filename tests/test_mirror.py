@@ -152,7 +152,8 @@ def test_release_projects_name_the_repos() -> None:
     assert projects["placement"] == ("openstack-placement", "16.0.0")
     assert projects["keystone"] == ("keystone", "30.0.0")
     assert projects["horizon"] == ("horizon", "27.0.0")
-    assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "horizon", "cinder"}
+    assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "horizon", "cinder", "swift"}
+    assert projects["swift"] == ("swift", "2.38.2")
 
 
 def test_constraints_do_not_pin_the_servers() -> None:
