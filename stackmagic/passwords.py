@@ -4,8 +4,9 @@ devstack asks for unset passwords at a prompt, which would block a notebook. sta
 prompts: an unset ``ADMIN_PASSWORD`` / ``DATABASE_PASSWORD`` / ``SERVICE_PASSWORD`` /
 ``RABBIT_PASSWORD`` is generated, saved in ``$DATA_DIR/stackmagic/passwords`` (mode 0600) and
 reused by every later run. Each unset password gets its own secret. ``SWIFT_HASH`` (stack.sh
-reads it with the passwords) is kept the same way: Swift hashes every object's path with it, so
-a new one would lose every object stored.
+reads it with the passwords, when Swift is enabled) is made and kept the same way for a stack
+that runs Swift: Swift hashes every object's path with it, so a new one would lose every object
+stored.
 
 A password is never generated again for a stack that already used one: when the file is
 damaged (not text, lines that are not ``NAME=value``), or a password that finished steps used
@@ -26,6 +27,9 @@ from stackmagic.config.settings import Settings
 from stackmagic.errors import StackError
 
 NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD", "SWIFT_HASH")
+#: Secrets made only for a stack that runs the service (group) named: stack.sh reads SWIFT_HASH
+#: only when Swift is enabled
+ONLY_WITH = {"SWIFT_HASH": "swift"}
 
 
 class PasswordsError(StackError):
@@ -86,7 +90,8 @@ def _refuse(path: Path, why: str, names: list[str]) -> PasswordsError:
 def with_passwords(config, stack_dir: Path, *, create: bool):
     """``config`` with every unset password filled from the saved file (generated if ``create``)."""
     values = dict(config.settings)
-    missing = [n for n in NAMES if not values.get(n)]
+    missing = [n for n in NAMES if not values.get(n)
+               and (n not in ONLY_WITH or config.is_service_enabled(ONLY_WITH[n]))]
     if not missing:
         return config
     path = stack_dir / "passwords"

@@ -129,6 +129,11 @@ def test_swift_hash_is_made_once_kept_private_and_never_shown(tmp_path):
     assert first and first == again
     saved = stack_dir / "passwords"
     assert f"SWIFT_HASH={first}\n" in saved.read_text() and (saved.stat().st_mode & 0o777) == 0o600
+    # a stack without Swift gets none (as stack.sh reads it only for Swift)
+    other = tmp_path / "other"
+    other.mkdir()
+    keystone_only = with_passwords(load_config(write_localrc(other, services="key")), other / "state", create=True)
+    assert "SWIFT_HASH" not in keystone_only.settings and "SWIFT_HASH" not in (other / "state" / "passwords").read_text()
 
     # one set in the localrc is masked wherever settings are shown
     localrc = write_localrc(tmp_path, f"SWIFT_HASH={HASH}")
