@@ -185,16 +185,14 @@ def project_notes(cfg) -> list[str]:
     """What the enabled projects decided for this machine and why (``Project.plan_notes``)."""
     from stackmagic.catalog import enabled_projects
     from stackmagic.context import Context
+    from stackmagic.plan import notes
 
     ctx = Context(cfg, state=None, tmux=None, venv=None)  # type: ignore[arg-type]
     try:
         projects, _ = enabled_projects(ctx, [])
     except ConfigError:
         return []               # the stack itself reports it
-    from stackmagic import memory
-
-    return [*(note for p in projects for note in p.plan_notes(ctx)),
-            *filter(None, [memory.note(cfg.enabled)])]
+    return notes(ctx, projects)
 
 
 def _mask_merge(key: str, value):

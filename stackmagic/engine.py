@@ -25,7 +25,7 @@ from stackmagic.catalog import enabled_projects
 from stackmagic.catalog.base import PROJECT_PHASES
 from stackmagic.context import Cancelled, CommandFailed, Context
 from stackmagic.errors import StackError
-from stackmagic.plan import PHASES, Plan, Step, build_plan
+from stackmagic.plan import PHASES, Plan, Step, build_plan, notes
 from stackmagic.state import Lock, State, StepRecord
 from stackmagic.steps import ServiceFailed, daemon_pid, log_path, stop_service
 
@@ -197,13 +197,8 @@ class Engine:
                                         for s in plan.steps if s.process})
             for name in plan.unsupported:
                 self._emit(ev.Warning_(f"{name}: enabled, but stackmagic cannot run it yet; skipped"))
-            for project in plan.projects:
-                for note in project.plan_notes(self.ctx):
-                    self._emit(ev.Message(note))
-            from stackmagic import memory
-
-            if (need := memory.note(self.config.enabled)):
-                self._emit(ev.Message(need))
+            for note in notes(self.ctx, plan.projects):
+                self._emit(ev.Message(note))
             self._stop_unplanned(plan)
             results = self._run(plan)
         return Summary(results, self.status(plan), time.monotonic() - started,
@@ -464,11 +459,21 @@ class Engine:
         return stopped
 
     def _projects_for_cleanup(self):
+        """The enabled projects and the catalog's projects this stack set up before (its state
+        names them): a project disabled since still has its mounts, namespaces or files to
+        undo, as devstack's unstack.sh cleans up after services whatever the localrc says now."""
+        from stackmagic.catalog import builtin_projects, order_projects
+
         try:
             projects, _ = self.projects()
         except StackError:
-            return []
-        return projects
+            projects = []
+        had = ({rec.project for rec in self.state.processes.values()}
+               | {rec.get("project") for rec in self.state.services.values()}
+               | {sid.partition(" ")[2] for sid in self.state.steps})
+        known = {p.name for p in projects}
+        former = [k() for k in builtin_projects() if k.name in had and k.name not in known]
+        return order_projects(projects + former) if former else projects
 
     def clean(self) -> list[str]:
         """unstack, then remove databases, data, generated config and logs; keep source trees."""

@@ -9,6 +9,7 @@ memory this machine has available. A service with no figure is named as not coun
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 from pathlib import Path
 
@@ -31,21 +32,18 @@ def write(figures: dict[str, float]) -> Path:
     """Keep ``figures`` (service -> MiB), with where and when they were measured."""
     lines = ["# resident memory per service, MiB (process and its children), measured by",
              f"# bench/default_bench.py --write on {datetime.date.today()} ({platform.machine()}, "
-             f"{_total_mib() // 1024} GiB, {__import__('os').cpu_count()} cores); read by stackmagic.memory",
+             f"{_meminfo('MemTotal') // 1024} GiB, {os.cpu_count()} cores); read by stackmagic.memory",
              *(f"{name} {round(mib)}" for name, mib in sorted(figures.items()))]
     FIGURES.write_text("\n".join(lines) + "\n")
     return FIGURES
 
 
 def _meminfo(key: str) -> int:
+    """``key``'s figure in /proc/meminfo, MiB (0 when it is not there)."""
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1]) // 1024
     return 0
-
-
-def _total_mib() -> int:
-    return _meminfo("MemTotal")
 
 
 #: processes that run for an enabled service of another name (the figures are per process)

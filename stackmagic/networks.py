@@ -114,37 +114,3 @@ def create_initial(ctx: "Context") -> dict[str, Any]:
     for cidr, via in made.get("routes", []):
         provider.add_route(ctx, cidr, via)
     return made
-
-
-def unplug(ctx: "Context") -> None:
-    """After the agents stopped: end what they started that outlives them, by the pid files
-    they wrote under our state path — OVN's metadata proxies (``external/pids/<network>.pid``,
-    whose ``ovnmeta-<network>`` namespaces go too), the L3 agent's haproxy and radvd
-    (``<router>.pid``, ``<router>.pid.radvd``) and the DHCP agent's dnsmasq
-    (``dhcp/<network>/pid``). haproxy, radvd and dnsmasq daemonize: stopping an agent leaves
-    them running, and the L3 agent respawns radvd while it lives. A pid is ended only while
-    its command line still names our state path (not a later process given the same pid)."""
-    import os
-    import signal
-    import subprocess
-
-    from stackmagic.process_info import alive
-
-    state = ctx.settings.data_dir / "neutron"
-    pidfiles = [*sorted((state / "external" / "pids").glob("*.pid*")), *sorted(state.glob("dhcp/*/pid"))]
-    for pidfile in pidfiles:
-        try:
-            pid = int(pidfile.read_text().strip())
-            ours = str(state) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
-            ours = False
-        if ours and alive(pid):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        pidfile.unlink(missing_ok=True)
-        namespace = f"ovnmeta-{pidfile.stem}"
-        if pidfile.suffix == ".pid" and Path("/run/netns", namespace).exists():
-            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
-            ctx.log(f"removed namespace {namespace}")

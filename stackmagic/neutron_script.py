@@ -11,11 +11,10 @@ Passwords come from the config files named here, never argv.
 """
 
 import argparse
-import datetime
 import sys
 
 import venv_db  # beside this file (sys.path[0])
-from venv_db import _utc, engine, started_at
+from venv_db import engine, heartbeat_verdict
 
 
 def load_conf(files):
@@ -39,20 +38,9 @@ def agent_alive(args):
     if row is None:
         print(f"{args.type} on {conf.host}: not registered yet")
         return 1
-    heartbeat = _utc(row[0])
-    age = (datetime.datetime.now(datetime.timezone.utc) - heartbeat).total_seconds()
-    if abs(age) > conf.agent_down_time:
-        print(f"{args.type} on {conf.host}: down (last report {age:.0f} s ago, "
-              f"agent_down_time {conf.agent_down_time} s)")
-        return 1
-    if args.log:
-        since = started_at(args.log, args.service)
-        if since is not None and heartbeat < since - datetime.timedelta(seconds=1):
-            print(f"{args.type} on {conf.host}: no report since it was started at {since:%H:%M:%S}")
-            return 1
     state = "up" if row[1] else "administratively down"
-    print(f"{args.type} on {conf.host}: alive, {state} (last report {max(age, 0):.0f} s ago)")
-    return 0
+    return heartbeat_verdict(f"{args.type} on {conf.host}", row[0], conf.agent_down_time,
+                             "agent_down_time", f"alive, {state}", args.log, args.service)
 
 
 def main():

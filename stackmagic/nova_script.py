@@ -18,14 +18,13 @@ from stackmagic. Passwords come from the config files named here or from stdin, 
 """
 
 import argparse
-import datetime
 import json
 import os
 import sys
 import time
 
 import venv_db  # beside this file (sys.path[0])
-from venv_db import _utc, engine, started_at
+from venv_db import engine, heartbeat_verdict
 
 
 def load_conf(files):
@@ -53,25 +52,12 @@ def service_up(args):
         print(f"{args.binary} on {host}: no service record yet")
         return 1
     created, seen, forced_down, disabled = row
-    heartbeat = _utc(seen or created)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    age = (now - heartbeat).total_seconds()
     if forced_down:
         print(f"{args.binary} on {host}: forced down")
         return 1
-    if abs(age) > conf.service_down_time:
-        print(f"{args.binary} on {host}: down (last report {age:.0f} s ago, "
-              f"service_down_time {conf.service_down_time} s)")
-        return 1
-    if args.log:
-        since = started_at(args.log, args.service)
-        # the database keeps whole seconds
-        if since is not None and heartbeat < since - datetime.timedelta(seconds=1):
-            print(f"{args.binary} on {host}: no report since it was started at {since:%H:%M:%S}")
-            return 1
     state = "disabled" if disabled else "enabled"
-    print(f"{args.binary} on {host}: up, {state} (last report {max(age, 0):.0f} s ago)")
-    return 0
+    return heartbeat_verdict(f"{args.binary} on {host}", seen or created, conf.service_down_time,
+                             "service_down_time", f"up, {state}", args.log, args.service)
 
 
 def compute_node(args):

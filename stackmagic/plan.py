@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from stackmagic import memory
 from stackmagic.catalog.base import PROJECT_PHASES
 from stackmagic.errors import ConfigError
 
@@ -154,6 +155,23 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
                      deps=[s.id for s in plan], inputs=inputs, recipe=S.recipe(S)))
         everything = [s.id for s in plan]
     return Plan(plan, projects, unsupported or [])
+
+
+def notes(ctx: "Context", projects: list["Project"]) -> list[str]:
+    """Which plugins the catalog's recipes stand in for, what the projects decided for this
+    machine and why (``Project.plan_notes``), then the memory the enabled services need against
+    what the machine has (``memory.note``)."""
+    from stackmagic import steps as S
+    from stackmagic.catalog import plugin_recipes
+
+    recipes = plugin_recipes()
+    stand_ins = [f"plugin {plugin.name}: stackmagic runs its own recipe "
+                 f"({recipes[plugin.name].__module__.replace('.', '/')}.py) in place of the "
+                 f"devstack plugin in {plugin.url}; the sources come from "
+                 f"{S.clone_url(ctx, recipes[plugin.name]())}"
+                 for plugin in ctx.config.plugins if plugin.name in recipes]
+    return [*stand_ins, *(note for p in projects for note in p.plan_notes(ctx)),
+            *filter(None, [memory.note(ctx.config.enabled)])]
 
 
 class _ProjectSteps:

@@ -90,11 +90,16 @@ def load_plugins(ctx: "Context") -> list[Project]:
     from stackmagic.config.validate import check_name
     from stackmagic.git import git_clone
 
+    from stackmagic.catalog import plugin_recipes
+
     s = ctx.settings
     projects: list[Project] = []
     preview = bool(ctx.shared.get("dry_run"))
+    recipes = plugin_recipes()
     for plugin in ctx.config.plugins:
         check_name("plugin", plugin.name)     # a Config made without load_config is checked too
+        if plugin.name in recipes:
+            continue            # the catalog's recipe runs it (plan.notes says so); no bash to clone
         dest = s.dest / plugin.name
         if preview and not (dest / ".git").exists():
             dest = _preview_clone(plugin)

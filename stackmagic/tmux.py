@@ -147,14 +147,6 @@ class Tmux:
         self._cmd("kill-window", "-t", window.window_id, check=False)
         return stopped
 
-    @staticmethod
-    def stop_pid(pid: int, timeout: float = 10, sig: int = signal.SIGTERM) -> bool:
-        """Stop the process ``pid`` and its family like :meth:`stop`, without any window.
-
-        For pids recorded earlier whose window is gone. Returns True if a process was stopped.
-        """
-        return stop_pid(pid, timeout)
-
     def windows(self) -> list[str]:
         """The names of the session's windows, in tmux order (empty if there is no session)."""
         return [window.name for window in self._windows()]

@@ -38,6 +38,27 @@ def started_at(log, service):
     return None
 
 
+def heartbeat_verdict(who, heartbeat, down_time, option, up, log=None, service=None):
+    """Print one line on whether ``who`` is up by its last report at ``heartbeat`` and return the
+    exit code: down when the report is more than ``down_time`` s away (``option`` names that
+    setting), and, with ``log``, when it is older than the last start of ``service`` recorded
+    there (``started_at``): a report left by the process before a restart does not count.
+    When up, the line says ``up`` (e.g. ``alive, up`` or ``up, disabled``)."""
+    heartbeat = _utc(heartbeat)
+    age = (datetime.datetime.now(datetime.timezone.utc) - heartbeat).total_seconds()
+    if abs(age) > down_time:
+        print(f"{who}: down (last report {age:.0f} s ago, {option} {down_time} s)")
+        return 1
+    if log:
+        since = started_at(log, service)
+        # the database keeps whole seconds
+        if since is not None and heartbeat < since - datetime.timedelta(seconds=1):
+            print(f"{who}: no report since it was started at {since:%H:%M:%S}")
+            return 1
+    print(f"{who}: {up} (last report {max(age, 0):.0f} s ago)")
+    return 0
+
+
 def load_conf(files, project, **int_options):
     """``host``, ``[database] connection`` and the integer options named (with their defaults)
     from ``files``, as ``project`` reads them."""

@@ -136,6 +136,23 @@ def _own_state_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def default_cloud():
+    """devstack's default set, stacked once for the session (tests/default_cloud.py)."""
+    if os.geteuid() != 0:
+        pytest.skip("libvirtd and Open vSwitch run as root")
+    from tests import default_cloud as cloud
+
+    with cloud.stacked() as stack:
+        yield stack
+
+
+def pytest_collection_modifyitems(items):
+    from tests import default_cloud
+
+    items.sort(key=default_cloud.order)
+
+
+@pytest.fixture(scope="session")
 def echo_repo(tmp_path_factory) -> Path:
     """A git repo holding the echo plugin (a tiny HTTP service package and its stackmagic plugin)."""
     return make_repo(FIXTURES / "echo-plugin", tmp_path_factory.mktemp("repos") / "echo-plugin")

@@ -255,12 +255,16 @@ def test_novas_nfs_volume_driver_attaches_the_file_and_keeps_the_share(stack, cl
 @pytest.mark.slow
 @root_only
 def test_unstack_leaves_no_mount_no_loop_device_and_no_process(stack):
-    """Last in the module: it takes the stack down."""
+    """Last in the module: it takes the stack down — after the localrc stopped enabling Cinder,
+    as unstack undoes what a project set up whatever the localrc says now."""
     root, data = stack["root"], stack["data"]
     backing = data / "stack-volumes-nfs-backing-file"
     record = json.loads((data / "stackmagic" / "cinder-backing.json").read_text())
     assert len(record["mounts"]) == 3 and mounts_under(root)
     pids = [p for s in engine_for(stack["localrc"]).status() if s.pid for p in tree(s.pid)]
+    localrc = stack["localrc"]
+    localrc.write_text(localrc.read_text() + "disable_service c-api c-sch c-vol c-bak\n")
+    assert not {"c-api", "c-vol"} & set(engine_for(stack["localrc"]).config.enabled)
     engine_for(stack["localrc"]).unstack(all=True)
     assert not mounts_under(root)
     attached = lambda: any(cb._loop_file(d) == str(backing) for d in record["loops"])  # noqa: E731

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from stackmagic.context import Context
 
 __all__ = ["Need", "Process", "Project", "builtin_projects", "enabled_projects", "order_projects",
-           "runnable_services"]
+           "plugin_recipes", "runnable_services"]
 
 _FOUND: dict[tuple[str, ...], tuple[type[Project], ...]] = {}
 
@@ -38,6 +38,11 @@ def builtin_projects() -> tuple[type[Project], ...]:
                       and obj.__module__ == module.__name__ and "name" in vars(obj)]
         _FOUND[key] = tuple(sorted(found, key=lambda k: k.name))
     return _FOUND[key]
+
+
+def plugin_recipes() -> dict[str, type[Project]]:
+    """devstack plugin name -> the catalog's project that stands in for it (``devstack_plugin``)."""
+    return {k.devstack_plugin: k for k in builtin_projects() if k.devstack_plugin}
 
 
 def runnable_services(extra: list[Project] | None = None) -> dict[str, str]:

@@ -103,6 +103,10 @@ class Project:
       provider's, since accounts are made in Keystone.
     - ``ports``: setting -> default, every port it listens on (sandboxes pick free ones).
     - ``group``: the devstack group name that is_service_enabled knows it by (``glance``).
+    - ``devstack_plugin``: a recipe for a project that devstack runs only through its plugin
+      (``enable_plugin heat URL``): that line then uses this recipe instead of cloning the
+      plugin's bash, takes URL and REF as the project's source, and enables
+      ``plugin_services`` (as the plugin's settings file would) unless the localrc disabled them.
     """
 
     name: ClassVar[str]                                 # "keystone"
@@ -118,6 +122,8 @@ class Project:
     own_order: ClassVar[tuple[tuple[str, str], ...]] = ()   # (phase, later phase) of its own
     ports: ClassVar[dict[str, int]] = {}                # port setting -> default
     group: ClassVar[str | None] = None                  # devstack's group name for it
+    devstack_plugin: ClassVar[str | None] = None        # the devstack plugin it stands in for
+    plugin_services: ClassVar[tuple[str, ...]] = ()     # what that plugin's settings enable
     source_dir_override: Path | None = None             # plugins: where the code already is
     plugin: str | None = None                           # the plugin that defined it
 

@@ -46,9 +46,49 @@ AGENT_PROGRAMS = {"q-agt": ("neutron-openvswitch-agent", None, "Open vSwitch age
                   "q-dhcp": ("neutron-dhcp-agent", "dhcp_agent.ini", "DHCP agent"),
                   "q-l3": ("neutron-l3-agent", "l3_agent.ini", "L3 agent"),
                   "q-meta": ("neutron-metadata-agent", "metadata_agent.ini", "Metadata agent")}
+#: the namespaces the agent layout makes (dnsmasq, the routers' haproxy and radvd run in them)
+AGENT_NAMESPACES = ("qdhcp-", "qrouter-")
 #: the privsep contexts of neutron.privileged, each with its own config section
 PRIVSEP_SECTIONS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsctl", "privsep_namespace",
                     "privsep_conntrack", "privsep_link")
+
+
+def end_leftovers(ctx: "Context", prefixes: tuple[str, ...]) -> list[str]:
+    """After the agents stopped: end what they started that outlives them, by the pid files
+    they wrote under our state path — OVN's metadata proxies (``external/pids/<network>.pid``,
+    whose ``ovnmeta-<network>`` namespaces go too), the L3 agent's haproxy and radvd
+    (``<router>.pid``, ``<router>.pid.radvd``) and the DHCP agent's dnsmasq
+    (``dhcp/<network>/pid``). haproxy, radvd and dnsmasq daemonize: stopping an agent leaves
+    them running, and the L3 agent respawns radvd while it lives. A pid is ended only while
+    its command line still names our state path (not a later process given the same pid).
+    Then the namespaces whose names start with ``prefixes`` go with whatever still runs in
+    them; their names are returned."""
+    import os
+    import signal
+    import subprocess
+
+    from stackmagic import provider
+    from stackmagic.process_info import alive
+
+    state = ctx.settings.data_dir / "neutron"
+    pidfiles = [*sorted((state / "external" / "pids").glob("*.pid*")), *sorted(state.glob("dhcp/*/pid"))]
+    for pidfile in pidfiles:
+        try:
+            pid = int(pidfile.read_text().strip())
+            ours = str(state) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            ours = False
+        if ours and alive(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        pidfile.unlink(missing_ok=True)
+        namespace = f"ovnmeta-{pidfile.stem}"
+        if pidfile.suffix == ".pid" and Path("/run/netns", namespace).exists():
+            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+            ctx.log(f"removed namespace {namespace}")
+    return [ns for prefix in prefixes for ns in provider.remove_namespaces(ctx, prefix)]
 
 
 def take_over_switch(ctx: "Context", layout: str) -> bool:
@@ -58,18 +98,15 @@ def take_over_switch(ctx: "Context", layout: str) -> bool:
     radvd, or OVN's ovnmeta- namespaces and metadata ports — while their ports are still on
     its bridges (that is how they are known as this stack's), then its bridges
     (:func:`~stackmagic.catalog.openvswitch.claim_bridges`). True when the layout changed."""
-    from stackmagic import networks, provider
     from stackmagic.catalog import openvswitch as ovs
     from stackmagic.catalog.ovn import neutron_bridges
 
     before = ovs.bridges_owner(ctx)
     if before and before != layout:
-        networks.unplug(ctx)
-        prefixes = ("qdhcp-", "qrouter-") if before == "openvswitch" else ("ovnmeta-",)
-        gone = [ns for prefix in prefixes for ns in provider.remove_namespaces(ctx, prefix)]
+        gone = end_leftovers(ctx, AGENT_NAMESPACES if before == "openvswitch" else ("ovnmeta-",))
         if gone:
             ctx.log(f"removed what the {before} layout left: {', '.join(gone)}")
-    return ovs.claim_bridges(ctx, layout, neutron_bridges(ctx))
+    return ovs.claim_bridges(ctx, layout, neutron_bridges(ctx), before)
 
 
 class Neutron(ApiService):
@@ -447,13 +484,10 @@ class Neutron(ApiService):
             networks.create_initial(ctx)
 
     def unstack(self, ctx: "Context") -> None:
-        from stackmagic import networks, provider
+        from stackmagic import provider
 
-        networks.unplug(ctx)
-        # the agent layout's: dnsmasq and the routers' haproxy run inside them
-        for prefix in ("qdhcp-", "qrouter-"):
-            for ns in provider.remove_namespaces(ctx, prefix):
-                ctx.log(f"removed namespace {ns}")
+        for ns in end_leftovers(ctx, AGENT_NAMESPACES):
+            ctx.log(f"removed namespace {ns}")
         if ctx.config.layout == "openvswitch":     # no layout check: unstack must always run
             provider.remove(ctx)
             ctx.state.forget_steps(lambda sid: sid == f"data {self.name}")

@@ -219,24 +219,26 @@ def bridges_owner(ctx: "Context") -> str:
     return vsctl(ctx, "--if-exists", "get", "Open_vSwitch", ".", f"external_ids:{OWNER_KEY}").strip('"')
 
 
-def claim_bridges(ctx: "Context", owner: str, bridges: Iterable[str]) -> bool:
+def claim_bridges(ctx: "Context", owner: str, bridges: Iterable[str], before: str | None = None) -> bool:
     """The bridges are about to be set up for ``owner`` (a Neutron layout: "ovn" or
     "openvswitch"). When the other one set them up last, they go first, each with its ports,
     flows, controller, fail mode and protocols (the L2 agent limits br-int to OpenFlow 1.0-1.3,
     which ovn-controller cannot speak; OVN's patch ports beside the agent's would loop br-int
     and br-ex): the layout makes them anew. Who set them up is kept in the switch's own
-    database; True when bridges were removed."""
-    before = bridges_owner(ctx)
-    removed = []
-    if before and before != owner:
-        for bridge in dict.fromkeys(bridges):
-            if bridge in vsctl(ctx, "list-br").split():
-                vsctl(ctx, "--no-wait", "del-br", bridge)
-                removed.append(bridge)
+    database (``before``: what :func:`bridges_owner` said, when the caller has read it already);
+    True when bridges were removed."""
+    if before is None:
+        before = bridges_owner(ctx)
+    changed = bool(before) and before != owner
+    if changed:
+        present = set(vsctl(ctx, "list-br").split())
+        removed = [bridge for bridge in dict.fromkeys(bridges) if bridge in present]
+        for bridge in removed:
+            vsctl(ctx, "--no-wait", "del-br", bridge)
         ctx.log(f"the switch was set up for {before}; removed its bridges "
                 f"{', '.join(removed) or '(none left)'} for {owner} to make anew")
     vsctl(ctx, "--no-wait", "set", "Open_vSwitch", ".", f'external_ids:{OWNER_KEY}="{owner}"')
-    return bool(before and before != owner)
+    return changed
 
 
 def bridges_in_db(ctx: "Context") -> list[str]:

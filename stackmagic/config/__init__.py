@@ -118,6 +118,7 @@ def load_config(
     )
     merges = _merges(evaluation, split, specs, source.localconf_name, warnings)
     enabled = services.parse_service_list(evaluation.values.get("ENABLED_SERVICES", ""))
+    enabled += _plugin_recipes(evaluation, enabled)
     warnings += evaluation.warnings
     warnings += _check_services(enabled, evaluation, localrc_text, localrc_name, set(extra_services))
     warnings += _check_dirs(evaluation.values, evaluation.user, localrc_name)
@@ -292,6 +293,31 @@ def _line_of(word: str, text: str) -> int | None:
     return None
 
 
+def _plugin_recipes(evaluation: Evaluation, enabled: list[str]) -> list[str]:
+    """``enable_plugin NAME URL [REF]`` for a plugin the catalog has a recipe for: URL and REF
+    become the project's ``<PROJECT>_REPO`` and ``_BRANCH`` (unless the localrc set them), and
+    the services the plugin's settings enable are returned, less those the localrc disabled."""
+    from stackmagic.catalog import plugin_recipes
+    from stackmagic.config.settings import _project_prefix
+
+    recipes = plugin_recipes()
+    disabled = set(services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", "")))
+    added: list[str] = []
+    for plugin in evaluation.plugins:
+        recipe = recipes.get(plugin.name)
+        if recipe is None:
+            continue
+        prefix = _project_prefix(recipe.name)
+        for key, value in ((f"{prefix}_REPO", plugin.url), (f"{prefix}_BRANCH", plugin.ref)):
+            if value and key not in evaluation.user:
+                evaluation.values[key] = value
+        added += [s for s in recipe.plugin_services
+                  if s not in enabled and s not in added and s not in disabled]
+    if added:
+        evaluation.values["ENABLED_SERVICES"] = ",".join([*enabled, *added])
+    return added
+
+
 def _check_services(enabled: list[str], evaluation: Evaluation, text: str,
                     name: str, extra: set[str]) -> list[str]:
     """Unknown names are errors (warnings when a plugin may define them); retired
@@ -316,5 +342,9 @@ def _check_services(enabled: list[str], evaluation: Evaluation, text: str,
                 raise ConfigError(message, file=name, line=line)
             warnings.append(f"{where}: {message} (left in, a plugin may define it)")
         elif known.status != "current" and known.note and known.project not in plugin_names:
-            warnings.append(f"{where}: {service} ({known.status}): {known.note}")
+            if known.status == "plugin" and service in runnable:
+                warnings.append(f"{where}: {service} runs from stackmagic's own {known.project} "
+                                f"recipe; devstack runs it only with the line: {known.note}")
+            else:
+                warnings.append(f"{where}: {service} ({known.status}): {known.note}")
     return warnings

@@ -1,0 +1,113 @@
+"""devstack's default set (an empty localrc, sources from PyPI), stacked once per test session
+and shared by the modules that need a whole cloud: ``test_compute`` (services, guests, Tempest's
+smoke run, Horizon) and then ``test_agents`` (the seed post's localrc on the same stack: the
+agent layout, and back to OVN). The test that unstacks it runs last (``pytest.mark.unstacks``);
+``order`` puts these tests at the end of the session in that order, so nothing else runs beside
+a stack that holds the machine's libvirtd and Open vSwitch.
+
+Also what the tests look at on the host: its addresses and routes, namespaces, libvirt domains
+and the processes a stack may leave behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from stackmagic.process_info import alive
+from stackmagic.samples import sample_path, sandbox
+
+#: the modules sharing the stack, in the order they run
+MODULES = ("test_compute", "test_agents")
+
+#: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
+DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-server",
+           "ovs-vswitchd", "ovn-northd", "ovn-controller", "haproxy", "nova-", "neutron-",
+           "cinder-", "privsep-helper", "gunicorn", "etcd", "mariadbd", "mysqld", "dnsmasq",
+           "radvd", "dstat")
+
+
+def order(item) -> tuple[int, int, int]:
+    """Sort key for the session's tests: the rest first, then the default cloud's by MODULES,
+    the one that unstacks it last."""
+    if "default_cloud" not in getattr(item, "fixturenames", ()):
+        return (0, 0, 0)
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    rank = MODULES.index(module) if module in MODULES else len(MODULES)
+    return (1, 1 if item.get_closest_marker("unstacks") else 0, rank)
+
+
+def host_network() -> dict:
+    """The host namespace's addresses and routes (what the stack must never touch)."""
+    def ip(*args):
+        return json.loads(subprocess.run(["ip", "-j", *args], capture_output=True, text=True).stdout)
+    addrs = sorted((link["ifname"], a["local"], a["prefixlen"]) for link in ip("addr")
+                   for a in link.get("addr_info", []))
+    routes = [{k: r.get(k) for k in ("dst", "gateway", "dev")} for r in ip("route")]
+    routes6 = [{k: r.get(k) for k in ("dst", "gateway", "dev")} for r in ip("-6", "route")]
+    return {"addresses": addrs, "routes": routes, "routes6": routes6}
+
+
+def our_processes(pids_before: set[int], names: tuple[str, ...] = DAEMONS) -> dict[int, str]:
+    """Live processes started since ``pids_before`` whose name starts with one of ``names``."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in pids_before:
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith(names) and alive(int(proc.name)):
+            found[int(proc.name)] = comm
+    return found
+
+
+def domains() -> set[str]:
+    """The domains libvirtd keeps defined on this machine (its files outlive the daemon)."""
+    return {p.stem for p in Path("/etc/libvirt/qemu").glob("*.xml")}
+
+
+def namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def write_localrc(cloud: dict, *, post: bool = False) -> None:
+    """local.conf: the sandbox and MIRROR_FROM_PYPI; with ``post``, the seed post's first
+    localrc (its two lines, Neutron's agents) on top of the defaults."""
+    lines = [f"source {sample_path('blog-neutron')}"] if post else []
+    cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], "MIRROR_FROM_PYPI=True",
+                                        *lines, ""]))
+
+
+def engine_for(cloud: dict):
+    from stackmagic.config import load_config
+    from stackmagic.engine import Engine
+
+    return Engine(load_config(cloud["conf"]))
+
+
+@contextlib.contextmanager
+def stacked():
+    """Stack the default set; afterwards unstack and clean whatever state the tests left it in."""
+    # not under pytest's 0700 tmp: qemu and rabbitmq run as their own users
+    root = Path(tempfile.mkdtemp(prefix="sm-default-"))
+    root.chmod(0o755)
+    cloud = {"root": root, "conf": root / "local.conf", "lines": sandbox(root, "default")}
+    write_localrc(cloud)
+    cloud["before"] = {"network": host_network(), "namespaces": namespaces(), "domains": domains(),
+                       "pids": {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}}
+    try:
+        cloud["summary"] = engine_for(cloud).stack()
+        yield cloud
+    finally:
+        engine_for(cloud).unstack(all=True)
+        engine_for(cloud).clean()
+        sock = engine_for(cloud).config.settings["TMUX_SOCKET"]
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
