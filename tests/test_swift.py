@@ -287,12 +287,16 @@ def test_a_second_stack_runs_no_step(stack):
 
 @pytest.mark.slow
 def test_unstack_leaves_no_process_and_no_mount(stack):
-    """Last in the module: it takes the stack down."""
+    """Last in the module: it takes the stack down — after the localrc stopped enabling Swift,
+    as unstack undoes what a project set up whatever the localrc says now."""
     from stackmagic.process_info import alive, tree
 
     root, data = stack["root"], stack["data"]
     pids = [p for s in engine_for(stack["localrc"]).status() if s.pid for p in tree(s.pid)]
     assert pids
+    localrc = stack["localrc"]
+    localrc.write_text(localrc.read_text() + "disable_service s-proxy s-object s-container s-account\n")
+    assert not [s for s in engine_for(localrc).config.enabled if s.startswith("s-")]
     engine_for(stack["localrc"]).unstack(all=True)
     assert not mounts_under(root)
     assert wait_until(lambda: not [p for p in pids if alive(p)], 30)
