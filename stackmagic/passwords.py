@@ -3,7 +3,10 @@
 devstack asks for unset passwords at a prompt, which would block a notebook. stackmagic never
 prompts: an unset ``ADMIN_PASSWORD`` / ``DATABASE_PASSWORD`` / ``SERVICE_PASSWORD`` /
 ``RABBIT_PASSWORD`` is generated, saved in ``$DATA_DIR/stackmagic/passwords`` (mode 0600) and
-reused by every later run. Each unset password gets its own secret.
+reused by every later run. Each unset password gets its own secret. ``SWIFT_HASH`` (stack.sh
+reads it with the passwords, when Swift is enabled) is made and kept the same way for a stack
+that runs Swift: Swift hashes every object's path with it, so a new one would lose every object
+stored.
 
 Heat's ``HEAT_AUTH_ENCRYPTION_KEY`` (the ``auth_encryption_key`` its engine encrypts the
 credentials it stores with; devstack writes one fixed key) is kept the same way, 32 characters
@@ -28,7 +31,10 @@ from pathlib import Path
 from stackmagic.config.settings import Settings
 from stackmagic.errors import StackError
 
-NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD")
+NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD", "SWIFT_HASH")
+#: Secrets made only for a stack that runs the service (group) named: stack.sh reads SWIFT_HASH
+#: only when Swift is enabled
+ONLY_WITH = {"SWIFT_HASH": "swift"}
 
 #: secrets that are not passwords, kept the same way: how many characters each must have, who
 #: says so (a value of another length is refused when the configuration is read), and the
@@ -36,6 +42,7 @@ NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASS
 KEYS = {"HEAT_AUTH_ENCRYPTION_KEY": (32, "Heat refuses an auth_encryption_key of another length, "
                                          "and takes 16 or 24 only with a warning", "heat")}
 NAMES += tuple(KEYS)
+ONLY_WITH.update({name: group for name, (_, _, group) in KEYS.items()})
 
 
 class PasswordsError(StackError):
@@ -97,7 +104,7 @@ def with_passwords(config, stack_dir: Path, *, create: bool):
     """``config`` with every unset password filled from the saved file (generated if ``create``)."""
     values = dict(config.settings)
     missing = [n for n in NAMES if not values.get(n)
-               and (n not in KEYS or config.is_service_enabled(KEYS[n][2]))]
+               and (n not in ONLY_WITH or config.is_service_enabled(ONLY_WITH[n]))]
     if not missing:
         return config
     path = stack_dir / "passwords"

@@ -153,8 +153,9 @@ def test_release_projects_name_the_repos() -> None:
     assert projects["keystone"] == ("keystone", "30.0.0")
     assert projects["horizon"] == ("horizon", "27.0.0")
     assert projects["heat"] == ("openstack-heat", "27.0.0")          # openstack/heat
+    assert projects["swift"] == ("swift", "2.38.2")
     assert set(projects) == {"keystone", "glance", "placement", "nova", "neutron", "horizon", "cinder",
-                             "heat", "zaqar"}
+                             "heat", "zaqar", "swift"}
 
 
 def test_constraints_do_not_pin_the_servers() -> None:

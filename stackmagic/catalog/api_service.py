@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterable
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable
 
 from stackmagic import identity
 from stackmagic.catalog import memcached
@@ -129,8 +129,11 @@ class ApiService(Project):
         shutil.rmtree(self.conf(ctx).parent, ignore_errors=True)
 
 
-def configure_authtoken(ctx: "Context", conf: Path, user: str, section: str = "keystone_authtoken") -> None:
-    """devstack's configure_keystone_authtoken_middleware: how a service checks tokens."""
+def configure_authtoken(ctx: "Context", conf: Path, user: str, section: str = "keystone_authtoken",
+                        *, raw: Callable[[object], str] | None = None) -> None:
+    """devstack's configure_keystone_authtoken_middleware: how a service checks tokens. A file
+    that oslo.config does not read (Swift's ``[filter:authtoken]``, read by its paste loader)
+    gives ``raw``: each value is written as ``raw(value)`` says, instead of for oslo.config."""
     s = ctx.settings
     url = ctx.url(s.int("KEYSTONE_SERVICE_PORT", identity.KEYSTONE_PORT))
     for key, value in (
@@ -140,10 +143,14 @@ def configure_authtoken(ctx: "Context", conf: Path, user: str, section: str = "k
         ("project_domain_name", "Default"), ("password", s.service_password),
         ("region_name", s.region_name), ("service_token_roles_required", "true"),
     ):
-        ctx.iniset(conf, section, key, value)
+        if raw is not None:
+            ctx.iniset(conf, section, key, raw(value), raw=True)
+        else:
+            ctx.iniset(conf, section, key, value)
     cache = memcached.servers(ctx)
     if cache:
         ctx.iniset(conf, section, "memcached_servers", cache)
+
 
 
 def configure_keystoneauth(ctx: "Context", conf: Path, section: str, user: str) -> None:

@@ -30,8 +30,9 @@ bus); c-vol when the scheduler lists its backend's pool (its driver is set up an
 c-bak when the API counts it up. ``unstack`` unmounts and detaches what init made (by the paths
 it recorded); ``clean`` also removes the backing files, the database and the state.
 
-Backups (``c-bak``): devstack's default driver is Swift, which stackmagic does not run; backups
-go to ``$CINDER_STATE_PATH/backups`` through Cinder's POSIX driver (CINDER_BACKUP_DRIVER=posix).
+Backups (``c-bak``): devstack's default driver is Swift, which stackmagic does not set up for
+Cinder yet; backups go to ``$CINDER_STATE_PATH/backups`` through Cinder's POSIX driver
+(CINDER_BACKUP_DRIVER=posix).
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ class Cinder(ApiService):
     def backup_driver(self, ctx: "Context") -> str:
         driver = ctx.settings.get("CINDER_BACKUP_DRIVER") or "posix"
         if driver not in BACKUP_DRIVERS:
-            raise ConfigError(f"CINDER_BACKUP_DRIVER={driver} needs a service stackmagic does not "
-                              "run (devstack's swift, ceph, s3_swift); use posix (backups as files "
+            raise ConfigError(f"CINDER_BACKUP_DRIVER={driver} is a driver stackmagic does not set "
+                              "up (devstack's swift, ceph, s3_swift); use posix (backups as files "
                               "under $CINDER_STATE_PATH/backups) or disable_service c-bak")
         return driver
 

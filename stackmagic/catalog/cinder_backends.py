@@ -34,19 +34,19 @@ while it still serves the recorded file. :func:`remove_files` (clean) deletes th
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stackmagic.catalog import loopback
+from stackmagic.catalog.loopback import MIB
 from stackmagic.errors import ConfigError, StackError
 
 if TYPE_CHECKING:
     from stackmagic.context import Context
 
-MIB, GIB = 1 << 20, 1 << 30
 #: stackrc's VOLUME_BACKING_FILE_SIZE
 DEFAULT_SIZE = "30G"
 #: The smallest backing file that holds one 1 GiB volume (volumes are whole GiB). ext4 made as
@@ -57,8 +57,6 @@ KINDS = ("lvm", "nfs")
 KEEP = ".keep-mounted"
 NFS_DRIVER = "cinder.volume.drivers.nfs.NfsDriver"
 LVM_DRIVER = "cinder.volume.drivers.lvm.LVMVolumeDriver"
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50,
-          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15}
 
 
 @dataclass(frozen=True)
@@ -123,12 +121,7 @@ def backends(ctx: "Context") -> tuple[list[Backend], str]:
 
 def parse_size(text: str) -> int:
     """Bytes in a ``truncate -s`` size (``30G``, ``16M``, ``1100MiB``, ``2GB``)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([KMGTP]?)(I?B)?\s*", text or "", re.IGNORECASE)
-    if not m:
-        raise ConfigError(f"VOLUME_BACKING_FILE_SIZE={text!r} is not a size; write a number "
-                          f"with K, M or G (devstack's default is {DEFAULT_SIZE})")
-    unit = m[2].upper() + ("B" if (m[3] or "").upper() == "B" else "")
-    return int(m[1]) * _UNITS[unit]
+    return loopback.parse_size(text, "VOLUME_BACKING_FILE_SIZE", DEFAULT_SIZE)
 
 
 def size(ctx: "Context") -> int:
@@ -236,90 +229,25 @@ def packages(found: list[Backend]) -> tuple[str, ...]:
 
 
 # -- making it ------------------------------------------------------------------------------
-def _unescape(path: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), path)
+#: the file loop device ``device`` serves now (None when it serves none)
+_loop_file = loopback.loop_file
 
 
-def mounted(path: Path) -> bool:
-    """Whether ``path`` is a mount point (bind mounts within one filesystem too, which
-    os.path.ismount does not see)."""
-    want = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as fh:
-        return any(_unescape(line.split()[4]) == want for line in fh)
-
-
-def _loop_file(device: str) -> str | None:
-    """The file loop ``device`` serves now (None when it serves none)."""
-    try:
-        text = (Path("/sys/block") / Path(device).name / "loop" / "backing_file").read_text()
-    except OSError:
-        return None
-    return text.strip().removesuffix(" (deleted)")
-
-
-class Record:
-    """What this stack made: loop devices (device -> file) and mounts, in the order made."""
+class Record(loopback.Record):
+    """What this stack made for Cinder: loop devices (device -> file) and mounts, in the order made."""
 
     def __init__(self, ctx: "Context"):
-        self.path = record_file(ctx)
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            data = {}
-        self.loops: dict[str, str] = dict(data.get("loops", {}))
-        self.mounts: list[str] = list(data.get("mounts", []))
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps({"loops": self.loops, "mounts": self.mounts}, indent=1))
-        os.replace(tmp, self.path)
+        super().__init__(record_file(ctx))
 
 
 def _make_file(ctx: "Context", be: Backend) -> Path:
     """The sparse backing file (and for nfs its ext4), made once; an existing one is kept."""
-    path = backing_file(ctx, be)
-    if path.exists():
-        if path.stat().st_size != size(ctx):
-            ctx.log(f"kept {path} ({path.stat().st_size // MIB} MiB): VOLUME_BACKING_FILE_SIZE "
-                    "applies when the file is made (clean removes it), as in devstack")
-        return path
-    tmp = path.with_name(f".{path.name}.new")
-    tmp.unlink(missing_ok=True)
-    with open(tmp, "wb") as fh:
-        fh.truncate(size(ctx))
-    if be.kind == "nfs":
-        # no reserved blocks (Cinder writes as root), one inode per MiB (few large files), and
-        # the journal left unwritten: the new file reads as zeros already, and stays sparse
-        # (30G: 5 MiB on disk instead of 133)
-        ctx.run("mkfs.ext4", "-q", "-F", "-m", "0", "-T", "largefile", "-E", "lazy_journal_init=1",
-                tmp, timeout=600)
-    os.replace(tmp, path)
-    ctx.log(f"made {path}: {size(ctx) // MIB} MiB, sparse")
-    return path
-
-
-def _loop(ctx: "Context", record: Record, path: Path) -> str:
-    """A loop device over ``path``: the one already serving it, or a new one (recorded)."""
-    for device, file in record.loops.items():
-        if file == str(path) and _loop_file(device) == str(path):
-            return device
-    out = ctx.run("losetup", "--list", "--noheadings", "--output", "NAME", "--associated", path,
-                  quiet=True).split()
-    device = out[0] if out else ctx.run("losetup", "--find", "--show", "--direct-io=on", path,
-                                        timeout=60).strip()
-    record.loops[device] = str(path)
-    record.save()
-    return device
-
-
-def _mount(ctx: "Context", record: Record, target: Path, *args: str) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    if not mounted(target):
-        ctx.run("mount", *args, target, timeout=120)
-    if str(target) not in record.mounts:
-        record.mounts.append(str(target))
-        record.save()
+    # for nfs: no reserved blocks (Cinder writes as root), one inode per MiB (few large files),
+    # and the journal left unwritten: the new file reads as zeros already, and stays sparse
+    # (30G: 5 MiB on disk instead of 133)
+    mkfs = (["mkfs.ext4", "-q", "-F", "-m", "0", "-T", "largefile", "-E", "lazy_journal_init=1"]
+            if be.kind == "nfs" else None)
+    return loopback.make_file(ctx, backing_file(ctx, be), size(ctx), "VOLUME_BACKING_FILE_SIZE", mkfs)
 
 
 def prepare(ctx: "Context", be: Backend) -> None:
@@ -330,7 +258,7 @@ def prepare(ctx: "Context", be: Backend) -> None:
                          "or disable_service c-vol")
     record = Record(ctx)
     path = _make_file(ctx, be)
-    device = _loop(ctx, record, path)
+    device = loopback.attach(ctx, record, path)
     if be.kind == "lvm":
         vg = volume_group(ctx, be)
         if not _has_vg(ctx, vg):
@@ -338,11 +266,11 @@ def prepare(ctx: "Context", be: Backend) -> None:
         ctx.run("vgchange", "-ay", vg, timeout=120)
         return
     export, where = export_dir(ctx, be), share_mount(ctx, be)
-    _mount(ctx, record, export, "-t", "ext4", device)
-    _mount(ctx, record, where, "--bind", str(export))
+    loopback.mount(ctx, record, export, "-t", "ext4", device)
+    loopback.mount(ctx, record, where, "--bind", str(export))
     keep = where / KEEP
     keep.mkdir(exist_ok=True)
-    _mount(ctx, record, keep, "--bind", str(keep))
+    loopback.mount(ctx, record, keep, "--bind", str(keep))
     ctx.log(f"share {share(ctx, be)}: {path} on {device}, mounted at {export} and {where}")
 
 
@@ -355,31 +283,12 @@ def release(ctx: "Context") -> list[str]:
     """Undo what :func:`prepare` recorded: unmount newest first, deactivate the volume groups on
     our loop devices, detach each loop device that still serves its recorded file. Returns what
     it undid; what it could not (a mount in use) stays recorded, with a warning."""
-    record = Record(ctx)
-    done: list[str] = []
-    for target in reversed(list(record.mounts)):
-        if mounted(Path(target)):
-            result = ctx.run("umount", target, check=False, timeout=120)
-            if mounted(Path(target)):
-                ctx.warn(f"could not unmount {target}: {result.strip()[-200:]}")
-                continue
-            done.append(f"unmounted {target}")
-        record.mounts.remove(target)
-        record.save()
-    if record.mounts:
-        return done                    # the loop devices are still in use
-    for device, file in list(record.loops.items()):
-        if _loop_file(device) == file:
-            if Path("/dev/mapper/control").exists():
-                for vg in _vgs_on(ctx, device):
-                    ctx.run("vgchange", "-an", vg, check=False, timeout=120)
-            ctx.run("losetup", "--detach", device, timeout=60)
-            done.append(f"detached {device} ({file})")
-        del record.loops[device]
-        record.save()
-    if not record.loops:
-        record.path.unlink(missing_ok=True)
-    return done
+    def deactivate(device: str) -> None:
+        if Path("/dev/mapper/control").exists():
+            for vg in _vgs_on(ctx, device):
+                ctx.run("vgchange", "-an", vg, check=False, timeout=120)
+
+    return loopback.release(ctx, Record(ctx), before_detach=deactivate)
 
 
 def _vgs_on(ctx: "Context", device: str) -> list[str]:

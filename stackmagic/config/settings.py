@@ -20,8 +20,9 @@ from stackmagic.services import parse_service_list
 
 _TRUE = frozenset({"1", "yes", "Yes", "YES", "true", "True", "TRUE"})
 _FALSE = frozenset({"0", "no", "No", "NO", "false", "False", "FALSE"})
-#: ``HEAT_AUTH_ENCRYPTION_KEY`` (and heat.conf's ``auth_encryption_key``) too
-_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|ENCRYPTION_KEY", re.IGNORECASE)
+#: ``HEAT_AUTH_ENCRYPTION_KEY`` (and heat.conf's ``auth_encryption_key``) too, and ``SWIFT_HASH``:
+#: the secret suffix Swift hashes every object's path with
+_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|ENCRYPTION_KEY|^SWIFT_HASH$", re.IGNORECASE)
 MASK = "********"
 
 
