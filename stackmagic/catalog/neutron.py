@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Iterable
 from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process
 from stackmagic.catalog.wsgi import gunicorn
+from stackmagic.config.layout import NEW_NAMES
 from stackmagic.errors import ConfigError
 from stackmagic.health import CommandCheck
 from stackmagic.verify import Listing
@@ -181,7 +182,7 @@ class Neutron(ApiService):
     def plan_notes(self, ctx: "Context") -> list[str]:
         if not ctx.config.is_service_enabled("q-svc"):
             return []
-        renamed = [f"{new} runs as {q}" for new, q in ctx.config.renamed.items()]
+        renamed = [f"{new} runs as {q[0]}" for new, q in ctx.config.renamed.items() if new in NEW_NAMES]
         notes = [f"neutron: {', '.join(renamed)} (devstack's lib/neutron names for the same "
                  "services)"] if renamed else []
         if not self.agents(ctx):

@@ -56,8 +56,9 @@ class Config:
     layout: str = "ovn"
     #: services the localrc enables that the layout keeps from starting -> why (not in enabled)
     set_aside: dict[str, str] = field(default_factory=dict)
-    #: devstack's neutron-* names the localrc enables -> the q- name each runs as
-    renamed: dict[str, str] = field(default_factory=dict)
+    #: names the localrc enables that run as others -> what each runs as (devstack's neutron-*
+    #: names -> their q- name; the seed post's zaqar-server -> zaqar-wsgi, zaqar-websocket)
+    renamed: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def is_service_enabled(self, *names: str) -> bool:
         """True if any of ``names`` is enabled (group names such as ``nova`` included)."""
@@ -131,7 +132,8 @@ def load_config(
         validate.check_name("service", service, file=localrc_name, line=_line_of(service, localrc_text))
     settings = Settings(evaluation.values, evaluation.user)
     validate.check_places(settings, file=localrc_name)
-    enabled, renamed = layouts.q_names(enabled)
+    disabled = services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", ""))
+    enabled, renamed = layouts.run_names(enabled, disabled)
     layout, set_aside = layouts.neutron_layout(evaluation.values, enabled, localrc_name)
     return Config(
         settings=settings,
@@ -139,7 +141,7 @@ def load_config(
         layout=layout,
         set_aside=set_aside,
         renamed=renamed,
-        disabled=services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", "")),
+        disabled=disabled,
         plugins=evaluation.plugins,
         merges=merges,
         warnings=warnings,
