@@ -85,11 +85,41 @@ def write_localrc(cloud: dict, *, post: bool = False) -> None:
                                         *lines, ""]))
 
 
+AGENTS = ("q-agt", "q-dhcp", "q-l3", "q-meta")
+OVN = ("ovn-northd", "ovn-controller", "q-ovn-agent")
+
+
+def assert_layout(engine, *, agents: bool) -> None:
+    """Every service healthy, in Neutron's agent layout or in OVN's, nothing of the other left
+    running, no namespace of the other's left, br-tun there only for the agents."""
+    from stackmagic.catalog import openvswitch as ovs
+
+    assert engine.config.layout == ("openvswitch" if agents else "ovn")
+    status = {s.service: s for s in engine.status()}
+    assert not {n: s.detail for n, s in status.items() if not s.healthy}
+    assert {"c-api", "c-vol", "horizon", "n-cpu"} <= set(status)
+    running = set(engine.tmux.running())
+    assert set(AGENTS if agents else OVN) <= running
+    assert not set(OVN if agents else AGENTS) & running
+    stale = ("ovnmeta-",) if agents else ("qdhcp-", "qrouter-")
+    assert not [ns for ns in namespaces() if ns.startswith(stale)], namespaces()
+    bridges = subprocess.run(ovs.vsctl_argv(engine.ctx, "list-br"), capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert ("br-tun" in bridges) == agents
+
+
 def engine_for(cloud: dict):
     from stackmagic.config import load_config
     from stackmagic.engine import Engine
 
     return Engine(load_config(cloud["conf"]))
+
+
+def restack(cloud: dict, kind: str):
+    """The cloud stacked again from the local.conf of ``kind`` (no ``clean``); a new engine on it."""
+    write_localrc(cloud, kind)
+    cloud["summary"] = engine_for(cloud).stack()
+    return engine_for(cloud)
 
 
 @contextlib.contextmanager
