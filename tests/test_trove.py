@@ -102,12 +102,17 @@ def test_plan_says_what_is_not_built_and_why(tmp_path):
     assert "--tag trove" in image and "internet" in image
     assert any(n.startswith("trove: Neutron is not enabled") for n in said)
     assert any(n.startswith("trove: Nova is not enabled") for n in said)
+    assert not [n for n in said if "TROVE_NON_DEV_IMAGE_URL" in n]
     # with Neutron, what the plugin makes there and is not made here
     other = tmp_path / "neutron"
     other.mkdir()
     with_neutron = Trove().plan_notes(context(write_localrc(other, "enable_service q-svc")))
     (network,) = [n for n in with_neutron if "trove-mgmt" in n]
     assert "not made here" in network and "br-int" in network and "loopback" in network
+    # the plugin's download of a ready-made image is not done either
+    url = context(write_localrc(other, "TROVE_NON_DEV_IMAGE_URL=https://example.org/guest.qcow2"))
+    (download,) = [n for n in Trove().plan_notes(url) if "TROVE_NON_DEV_IMAGE_URL" in n]
+    assert "not downloaded" in download and "--tag trove" in download
 
 
 def test_the_datastores_follow_the_plugins_settings(tmp_path):

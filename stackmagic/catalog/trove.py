@@ -160,6 +160,10 @@ class Trove(ApiService):
             f"'{IMAGE_TAG}' is in Glance (build one with Trove's integration/scripts/trovestack "
             f"build-image where the internet is reachable, then openstack image create --tag "
             f"{IMAGE_TAG} --disk-format qcow2 --file IMAGE NAME)"]
+        if ctx.settings.get("TROVE_NON_DEV_IMAGE_URL"):
+            notes.append(
+                "trove: TROVE_NON_DEV_IMAGE_URL is not downloaded (stackmagic downloads nothing); "
+                f"upload that image yourself with openstack image create --tag {IMAGE_TAG}")
         if not ctx.config.is_service_enabled("n-api"):
             notes.append(
                 "trove: Nova is not enabled: the API answers and lists datastores, but "
