@@ -132,6 +132,7 @@ def test_the_datastores_follow_the_plugins_settings(tmp_path):
 @pytest.mark.parametrize(("extra", "says"), [
     (('TROVE_DATASTORES="mysql"',), "TROVE_DATASTORES='mysql': write space-separated datastore:version"),
     (("TROVE_DATASTORE_TYPE=cassandra",), "match none of TROVE_DATASTORES"),
+    (("DATABASE_TYPE=sqlite",), "Trove cannot run on DATABASE_TYPE=sqlite"),
 ])
 def test_bad_datastores_are_refused_before_anything_is_built(tmp_path, extra, says):
     localrc = write_localrc(tmp_path, *extra)

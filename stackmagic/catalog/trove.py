@@ -38,6 +38,10 @@ network, its security group, keypair, volume type and quotas the plugin makes in
 and Cinder (with its host port on br-int); the Keystone token life the plugin raises by
 restarting Keystone; the ``trove`` entry the plugin adds to clouds.yaml (it holds the service
 password); trove-dashboard.
+
+Refused before anything is built: DATABASE_TYPE=sqlite (Trove's migrations pass there, but the
+datastores' configuration parameters do not fit; measured), and TROVE_DATASTORES that are not
+``datastore:version`` pairs or that TROVE_DATASTORE_TYPE / _VERSION leave empty.
 """
 
 from __future__ import annotations
@@ -116,8 +120,16 @@ class Trove(ApiService):
 
     # -- settings -------------------------------------------------------------------------
     def datastores(self, ctx: "Context") -> list[tuple[str, str]]:
-        """TROVE_DATASTORES as ``(datastore, version)``, narrowed as the plugin narrows them."""
+        """TROVE_DATASTORES as ``(datastore, version)``, narrowed as the plugin narrows them;
+        what Trove cannot run on is refused first."""
         s = ctx.settings
+        if s.database_type == "sqlite":
+            raise ConfigError(
+                "Trove cannot run on DATABASE_TYPE=sqlite: the MySQL datastore's configuration "
+                "parameters have limits up to 2^64-1 (bulk_insert_buffer_size ...), more than an "
+                "SQLite integer holds, and its conductor workers and API write at the same time. "
+                "Set DATABASE_TYPE=mysql (MariaDB) or DATABASE_TYPE=postgresql, or disable the "
+                "tr-* services.")
         text = s.get("TROVE_DATASTORES") or DATASTORES
         bad = [item for item in text.split() if not _DATASTORE.fullmatch(item)]
         if bad or not text.split():
