@@ -159,8 +159,8 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
 
 def notes(ctx: "Context", projects: list["Project"]) -> list[str]:
     """Which plugins the catalog's recipes stand in for, what the projects decided for this
-    machine and why (``Project.plan_notes``), then the memory the enabled services need against
-    what the machine has (``memory.note``)."""
+    machine and why (``Project.plan_notes``), then the memory the services that will run need
+    against what the machine has (``memory.note``)."""
     from stackmagic import steps as S
     from stackmagic.catalog import plugin_recipes
 
@@ -170,8 +170,14 @@ def notes(ctx: "Context", projects: list["Project"]) -> list[str]:
                  f"devstack plugin in {plugin.url}; the sources come from "
                  f"{S.clone_url(ctx, recipes[plugin.name]())}"
                  for plugin in ctx.config.plugins if plugin.name in recipes]
+    # what will run: the projects' enabled services, and those of the helpers their needs bring
+    # in that have a figure of their own (Redis; libvirtd's is counted as n-cpu's); a group
+    # name, a retired name or a name nothing here runs takes no memory
+    figures = memory.measured()
+    running = [s for p in projects for s in (p.enabled_services(ctx) or (
+        [s for s in p.services if s in figures] if p.when_needed else []))]
     return [*stand_ins, *(note for p in projects for note in p.plan_notes(ctx)),
-            *filter(None, [memory.note(ctx.config.enabled)])]
+            *filter(None, [memory.note(running)])]
 
 
 class _ProjectSteps:
