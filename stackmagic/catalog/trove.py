@@ -33,9 +33,11 @@ create_trove_accounts' service user and ``database`` endpoints.
 
 What is not done here, and ``plan`` says so: the guest image (the plugin builds it with
 diskimage-builder from Ubuntu packages and quay.io container images: the internet), so database
-instances cannot be created until an image tagged ``trove`` is in Glance; the management
+instances cannot be created without an image tagged ``trove`` in Glance; the management
 network, its security group, keypair, volume type and quotas the plugin makes in Neutron, Nova
-and Cinder (with its host port on br-int); the Keystone token life the plugin raises by
+and Cinder, with the host's port on br-int through which guests' agents reach RabbitMQ (here
+the host's interfaces are never touched and RabbitMQ listens on loopback, so an image alone
+would not give a working instance); the Keystone token life the plugin raises by
 restarting Keystone; the ``trove`` entry the plugin adds to clouds.yaml (it holds the service
 password); trove-dashboard.
 
@@ -168,8 +170,8 @@ class Trove(ApiService):
             f"trove: datastores {stores} are registered (their image found by the Glance tag "
             f"'{IMAGE_TAG}'), but no guest image is built: the plugin builds it with "
             "diskimage-builder from Ubuntu packages and quay.io container images, which needs the "
-            "internet. Database instances cannot be created until an image tagged "
-            f"'{IMAGE_TAG}' is in Glance (build one with Trove's integration/scripts/trovestack "
+            "internet. Database instances cannot be created without an image tagged "
+            f"'{IMAGE_TAG}' in Glance (build one with Trove's integration/scripts/trovestack "
             f"build-image where the internet is reachable, then openstack image create --tag "
             f"{IMAGE_TAG} --disk-format qcow2 --file IMAGE NAME)"]
         if ctx.settings.get("TROVE_NON_DEV_IMAGE_URL"):
@@ -184,8 +186,9 @@ class Trove(ApiService):
             notes.append(
                 "trove: the plugin's management network (trove-mgmt), its security group, the "
                 "Nova keypair, Cinder volume type and quotas and the host's port on br-int are not "
-                "made here: guests would reach the host's message bus through that port, and the "
-                "stack's RabbitMQ listens on loopback only")
+                "made here: guests would reach the host's message bus through that port, but the "
+                "host's interfaces are never touched here and RabbitMQ listens on loopback only, "
+                "so guests' agents could not report even with an image")
         else:
             notes.append(
                 "trove: Neutron is not enabled, so there is no management network for guests "
