@@ -31,9 +31,9 @@ import pytest
 
 from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
-from stackmagic.process_info import alive, rss_kib, tree
 from stackmagic.samples import sandbox
-from tests.conftest import engine_for, module_stack, processes_under, sdk_connection, wait_until
+from tests.conftest import (assert_rerun_runs_nothing, assert_unstack_leaves_nothing, engine_for,
+                            module_stack, sdk_connection)
 
 PLUGIN_LINE = "enable_plugin zaqar https://opendev.org/openstack/zaqar"
 SERVICES = {"key", "mysql", "rabbit", "memcached", "redis", "zaqar-wsgi", "zaqar-websocket"}
@@ -292,19 +292,10 @@ def test_zaqars_tempest_plugin_passes(stack):
 
 @pytest.mark.slow
 def test_a_second_stack_with_nothing_changed_runs_no_step(stack):
-    again = engine_for(stack["localrc"]).stack()
-    assert again.ran == [], [r.step for r in again.ran]
-    assert all(s.healthy for s in again.services)
-    print(f"\nzaqar stack: nothing-changed re-run {again.seconds:.1f} s")
+    assert_rerun_runs_nothing(stack, "zaqar")
 
 
 @pytest.mark.slow
 def test_unstack_leaves_no_process(stack):
     """Last in the module: it takes the stack down."""
-    root = stack["root"]
-    status = engine_for(stack["localrc"]).status()
-    print("\nRSS KiB (with children):", {s.service: rss_kib(s.pid) for s in status if s.pid})
-    pids = [p for s in status if s.pid for p in tree(s.pid)]
-    engine_for(stack["localrc"]).unstack(all=True)
-    gone = lambda: not [p for p in pids if alive(p)] and not processes_under(root)  # noqa: E731
-    assert wait_until(gone, 60), processes_under(root)
+    assert_unstack_leaves_nothing(stack)

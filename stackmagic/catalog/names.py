@@ -329,7 +329,7 @@ _TABLE: tuple[ServiceName, ...] = (
     _old("ceilometer-alarm-notifier", "ceilometer", "Telemetry alarm notifier",
          "alarming moved from Ceilometer to Aodh in Liberty (2015): " + PLUGIN_LINES["aodh"],
          "Ceilometer のアラーム通知（廃止、Aodh を使う）"),
-    # --- trove (plugin) -------------------------------------------------------------------
+    # --- trove (plugin; stackmagic's catalog has a recipe for it) -------------------------
     _grp("trove", "trove", "group name for every tr-* service", "Trove のグループ名（tr-* すべて）",
          "trove"),
     _plg("tr-api", "trove", "Database service API", "Trove（データベースサービス）の API"),
