@@ -8,12 +8,12 @@ layout — each stacked again, no ``clean``:
   checked through its own API); deleting the stack takes all three away;
 - the post's own lines (``stackmagic/samples/blog-everything.localrc``; Cinder's backing file
   kept at the defaults' size, since the post's 16M cannot hold a volume): what still exists
-  upstream runs — Swift's four servers, Zaqar (the post's ``zaqar-server`` runs as
+  upstream runs — Swift's four servers, Trove's three, Zaqar (the post's ``zaqar-server`` runs as
   ``zaqar-wsgi`` + ``zaqar-websocket``), Tempest — beside the whole default set; Heat stops,
   as the post's last line disables it; what is gone upstream (Sahara, ceilometer-collector /
   -api) is explained in warnings and runs nothing;
 - Swift stores an object for demo and gives it back; a Zaqar queue takes a message and gives
-  the same body back on a claim.
+  the same body back on a claim; Trove lists its datastores.
 
 test_compute's last test then unstacks the everything stack (and checks that no swift-,
 zaqar- or redis process, nor any other, stays). Root only; slow.
@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.slow,
 SWIFT = {"s-proxy", "s-object", "s-container", "s-account"}
 ZAQAR = {"zaqar-wsgi", "zaqar-websocket", "redis"}
 HEAT = {"h-api", "h-api-cfn", "h-eng"}
+TROVE = {"tr-api", "tr-tmgr", "tr-cond"}
 
 
 def healthy(engine) -> dict:
@@ -120,7 +121,7 @@ def test_a_template_with_a_server_a_volume_and_a_container_completes(default_clo
 def test_the_posts_everything_runs_what_still_exists_beside_the_default_set(default_cloud):
     engine = restack(default_cloud, "everything")
     status = healthy(engine)
-    assert SWIFT | ZAQAR | {"n-cpu", "c-vol", "q-ovn-agent", "horizon"} <= set(status)
+    assert SWIFT | ZAQAR | TROVE | {"n-cpu", "c-vol", "q-ovn-agent", "horizon"} <= set(status)
     assert not HEAT & set(engine.tmux.running())        # its last line: disable_service heat ...
     said = "\n".join(engine.config.warnings)
     for gone in ("sahara", "ceilometer-collector", "ceilometer-api", "zaqar-server"):
@@ -155,3 +156,11 @@ def test_a_zaqar_queue_gives_back_its_message(default_cloud):
     assert claimed.status_code == 201, claimed.text
     assert [m["body"] for m in claimed.json()["messages"]] == [body]
     assert requests.delete(queue, headers=headers, timeout=30).status_code == 204
+
+
+def test_trove_lists_its_datastores(default_cloud):
+    """Registered as the plugin does, without a guest image (plan says why none is built)."""
+    from tests.test_trove import datastores_seen
+
+    _, stores = datastores_seen(default_cloud["root"], "devstack")
+    assert {"mysql", "mariadb", "postgresql"} <= set(stores), stores
