@@ -1,7 +1,9 @@
 """devstack's default set (an empty localrc, sources from PyPI), stacked once per test session
 and shared by the modules that need a whole cloud: ``test_compute`` (services, guests, Tempest's
-smoke run, Horizon) and then ``test_agents`` (the seed post's localrc on the same stack: the
-agent layout, and back to OVN). The test that unstacks it runs last (``pytest.mark.unstacks``);
+smoke run, Horizon), ``test_agents`` (the seed post's first localrc on the same stack: the agent
+layout), ``test_everything`` (back to OVN with Swift and Heat, then the post's "everything"
+localrc) and the modules that check a project of that stack (``test_trove``), each stacking
+again with no ``clean``. The test that unstacks it runs last (``pytest.mark.unstacks``);
 ``order`` puts these tests at the end of the session in that order, so nothing else runs beside
 a stack that holds the machine's libvirtd and Open vSwitch.
 

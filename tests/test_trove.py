@@ -1,21 +1,24 @@
-"""Trove for real (catalog/trove.py, trove_script.py): Keystone, MariaDB, RabbitMQ and the trove
-plugin's services from ``enable_plugin trove https://opendev.org/openstack/trove``, sources
-mirrored from PyPI sdists. One stack serves the module: tr-api, tr-tmgr and tr-cond are healthy
-(the task manager and conductor answer a ping over RabbitMQ on their own topics), the demo and
-admin users' tokens list the registered datastores through Trove's REST API at the ``database``
-endpoint of the catalog, a second ``stack`` runs nothing, and unstack leaves no process.
+"""Trove for real (catalog/trove.py, trove_script.py), on the session's shared cloud in its
+"everything" stage (tests/test_everything.py stacks the seed post's localrc, whose
+``enable_service trove tr-api tr-tmgr tr-cond`` runs the recipe; sources mirrored from PyPI
+sdists): tr-api, tr-tmgr and tr-cond are healthy (the task manager and conductor answer a ping
+over RabbitMQ on their own topics, and a topic nobody reads gets no answer), the demo and admin
+users' tokens list the registered datastores through Trove's REST API at the ``database``
+endpoint of the catalog. test_everything checks that a second ``stack`` restarts nothing, and
+test_compute's unstack that nothing is left.
 
 Plans alone (no services) show what the seed post's ``enable_service trove tr-api tr-tmgr
 tr-cond`` is told, what the ``enable_plugin`` line enables, what is not built here (the guest
 image, the management network) and why, trove.conf and trove-guestagent.conf as the plugin
 writes them, and bad input refused before anything is built.
 
-Slow (a cold stack: about a minute and a half here), run by CI.
+Slow (on the shared cloud), root only, run by CI.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +29,7 @@ import pytest
 from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
-from tests.conftest import (assert_rerun_runs_nothing, assert_unstack_leaves_nothing, engine_for,
-                            module_stack, sdk_connection)
+from tests.conftest import engine_for, sdk_connection
 
 PLUGIN_LINE = "enable_plugin trove https://opendev.org/openstack/trove"
 POST_LINE = "enable_service trove tr-api tr-tmgr tr-cond"
@@ -205,11 +207,16 @@ def test_the_endpoints_are_the_plugins(tmp_path, monkeypatch):
 
 # -- a real stack ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def stack():
-    with module_stack("stackmagic-trove-", write_localrc) as made:
-        summary = made["summary"]
-        print(f"\ntrove stack: cold {summary.seconds:.1f} s")
-        yield made
+def stack(default_cloud):
+    """The shared cloud as test_everything left it: the post's everything localrc, Trove in it."""
+    from tests import default_cloud as cloud
+
+    if os.geteuid() != 0:
+        pytest.skip("the shared cloud runs libvirtd and Open vSwitch as root")
+    engine = cloud.engine_for(default_cloud)
+    assert engine.config.is_service_enabled(*TROVE), "test_everything runs before this module"
+    return {"root": default_cloud["root"], "data": default_cloud["root"] / "data",
+            "summary": default_cloud["summary"], "engine": engine}
 
 
 def datastores_seen(root: Path, cloud: str) -> tuple[str, dict[str, dict]]:
@@ -256,14 +263,3 @@ def test_a_topic_nobody_serves_gets_no_answer(stack):
                           "--topic", "nobody-reads-this", "--timeout", "2"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "no answer to a ping within 2 s" in out.stdout, out.stdout + out.stderr
-
-
-@pytest.mark.slow
-def test_a_second_stack_with_nothing_changed_runs_no_step(stack):
-    assert_rerun_runs_nothing(stack, "trove")
-
-
-@pytest.mark.slow
-def test_unstack_leaves_no_process(stack):
-    """Last in the module: it takes the stack down."""
-    assert_unstack_leaves_nothing(stack)
