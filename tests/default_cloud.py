@@ -24,13 +24,14 @@ from stackmagic.process_info import alive
 from stackmagic.samples import sample_path, sandbox
 
 #: the modules sharing the stack, in the order they run
-MODULES = ("test_compute", "test_agents")
+MODULES = ("test_compute", "test_agents", "test_everything", "test_trove")
 
 #: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
 DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-server",
            "ovs-vswitchd", "ovn-northd", "ovn-controller", "haproxy", "nova-", "neutron-",
            "cinder-", "privsep-helper", "gunicorn", "etcd", "mariadbd", "mysqld", "dnsmasq",
-           "radvd", "dstat")
+           "radvd", "dstat", "redis-server", "swift-", "heat-", "zaqar-", "ceilometer-",
+           "gnocchi-", "trove-")
 
 
 def order(item) -> tuple[int, int, int]:
@@ -79,10 +80,21 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-def write_localrc(cloud: dict, *, post: bool = False) -> None:
-    """local.conf: the sandbox and MIRROR_FROM_PYPI; with ``post``, the seed post's first
-    localrc (its two lines, Neutron's agents) on top of the defaults."""
-    lines = [f"source {sample_path('blog-neutron')}"] if post else []
+#: what a local.conf adds to the defaults: the seed post's first localrc (Neutron's agents), its
+#: "everything" localrc (with what this machine needs: Cinder's backing file stays the
+#: defaults' size, the post's 16M cannot hold a volume), or Swift and Heat beside the defaults
+ADDED = {
+    "default": [],
+    "post": [f"source {sample_path('blog-neutron')}"],
+    "everything": [f"source {sample_path('blog-everything')}", "VOLUME_BACKING_FILE_SIZE=30G"],
+    "heat": ["enable_service s-proxy s-object s-container s-account",
+             "enable_plugin heat https://opendev.org/openstack/heat"],
+}
+
+
+def write_localrc(cloud: dict, kind: str = "default") -> None:
+    """local.conf: the sandbox and MIRROR_FROM_PYPI, and what ``kind`` adds (:data:`ADDED`)."""
+    lines = ADDED[kind]
     cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], "MIRROR_FROM_PYPI=True",
                                         *lines, ""]))
 
