@@ -24,7 +24,7 @@ from stackmagic.process_info import alive
 from stackmagic.samples import sample_path, sandbox
 
 #: the modules sharing the stack, in the order they run
-MODULES = ("test_compute", "test_agents", "test_everything", "test_trove")
+MODULES = ("test_compute", "test_agents", "test_everything", "test_trove", "test_zaqar")
 
 #: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
 DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-server",
@@ -134,6 +134,22 @@ def restack(cloud: dict, kind: str):
     write_localrc(cloud, kind)
     cloud["summary"] = engine_for(cloud).stack()
     return engine_for(cloud)
+
+
+def everything_stage(cloud: dict, *services: str) -> dict:
+    """The cloud as test_everything left it (the seed post's everything localrc), for a module that
+    checks one project of it: root, data, the last stack's summary and an engine; ``services``
+    must be enabled there (else test_everything did not run first)."""
+    import os
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("the shared cloud runs libvirtd and Open vSwitch as root")
+    engine = engine_for(cloud)
+    assert engine.config.is_service_enabled(*services), "test_everything runs before this module"
+    return {"root": cloud["root"], "data": cloud["root"] / "data", "summary": cloud["summary"],
+            "engine": engine}
 
 
 @contextlib.contextmanager

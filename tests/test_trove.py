@@ -18,7 +18,6 @@ Slow (on the shared cloud), root only, run by CI.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
 from tests.conftest import engine_for, sdk_connection
+from tests.default_cloud import everything_stage
 
 PLUGIN_LINE = "enable_plugin trove https://opendev.org/openstack/trove"
 POST_LINE = "enable_service trove tr-api tr-tmgr tr-cond"
@@ -209,14 +209,7 @@ def test_the_endpoints_are_the_plugins(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def stack(default_cloud):
     """The shared cloud as test_everything left it: the post's everything localrc, Trove in it."""
-    from tests import default_cloud as cloud
-
-    if os.geteuid() != 0:
-        pytest.skip("the shared cloud runs libvirtd and Open vSwitch as root")
-    engine = cloud.engine_for(default_cloud)
-    assert engine.config.is_service_enabled(*TROVE), "test_everything runs before this module"
-    return {"root": default_cloud["root"], "data": default_cloud["root"] / "data",
-            "summary": default_cloud["summary"], "engine": engine}
+    return everything_stage(default_cloud, *TROVE)
 
 
 def datastores_seen(root: Path, cloud: str) -> tuple[str, dict[str, dict]]:

@@ -1,16 +1,16 @@
-"""Zaqar for real (catalog/zaqar.py, catalog/redis.py): Keystone, MariaDB, RabbitMQ, Tempest and
-the zaqar plugin's services from ``enable_plugin zaqar https://opendev.org/openstack/zaqar``, sources
-mirrored from PyPI sdists. One stack serves the module: every service is healthy, Redis listens
-on loopback only, zaqar.conf is the plugin's with the Redis store, the demo user's queue takes a
+"""Zaqar for real (catalog/zaqar.py, catalog/redis.py), on the session's shared cloud in its
+"everything" stage (tests/test_everything.py: the seed post's localrc, whose ``zaqar-server``
+runs the recipe beside the whole default set, MariaDB and Tempest; sources mirrored from PyPI
+sdists): every service is healthy, Redis listens on loopback only, zaqar.conf is the plugin's with the Redis store, the demo user's queue takes a
 message through the v2 REST API with a Keystone token and gives the same body back on a claim
 (and Redis holds it meanwhile), the websocket server authenticates a token and lists queues,
-the zaqar-tempest-plugin installed into Tempest's venv passes, a second ``stack`` runs nothing,
-and unstack leaves no process.
+the zaqar-tempest-plugin installed into Tempest's venv passes. test_everything checks that a
+second ``stack`` restarts nothing, and test_compute's unstack that nothing is left.
 
 Plans alone (no services) show what the seed post's ``enable_service zaqar-server`` is told, what
 the ``enable_plugin`` line enables, and which message store is used and why.
 
-Slow (a cold stack: about a minute and a half here), run by CI.
+Slow (on the shared cloud), root only, run by CI.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -32,8 +31,8 @@ import pytest
 from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
-from tests.conftest import (assert_rerun_runs_nothing, assert_unstack_leaves_nothing, engine_for,
-                            module_stack, sdk_connection)
+from tests.conftest import engine_for, sdk_connection
+from tests.default_cloud import everything_stage
 
 PLUGIN_LINE = "enable_plugin zaqar https://opendev.org/openstack/zaqar"
 SERVICES = {"key", "mysql", "rabbit", "memcached", "redis", "zaqar-wsgi", "zaqar-websocket"}
@@ -106,14 +105,10 @@ def test_tempest_hears_zaqar_is_there(tmp_path):
 
 # -- a real stack ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def stack():
-    if os.geteuid() != 0 and not shutil.which("redis-server"):
-        pytest.skip("needs Debian's redis-server installed (root installs it)")
-    with module_stack("stackmagic-zaqar-", write_localrc) as made:
-        summary = made["summary"]
-        rss = {s.service: s.rss_kib for s in summary.services}
-        print(f"\nzaqar stack: cold {summary.seconds:.1f} s; RSS KiB {rss}")
-        yield made
+def stack(default_cloud):
+    """The shared cloud as test_everything left it: the seed post's everything localrc, whose
+    ``zaqar-server`` runs Zaqar (on MariaDB, beside the whole default set and Tempest)."""
+    return everything_stage(default_cloud, *(SERVICES - {"redis"}))
 
 
 @pytest.fixture(scope="module")
@@ -288,14 +283,3 @@ def test_zaqars_tempest_plugin_passes(stack):
     passed = re.search(r"- Passed: (\d+)", out.stdout)
     assert passed and int(passed[1]) >= 100 and "- Failed: 0" in out.stdout, out.stdout[-2000:]
     print(f"\nzaqar-tempest-plugin: {passed[1]} passed")
-
-
-@pytest.mark.slow
-def test_a_second_stack_with_nothing_changed_runs_no_step(stack):
-    assert_rerun_runs_nothing(stack, "zaqar")
-
-
-@pytest.mark.slow
-def test_unstack_leaves_no_process(stack):
-    """Last in the module: it takes the stack down."""
-    assert_unstack_leaves_nothing(stack)
