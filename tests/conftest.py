@@ -119,6 +119,29 @@ def processes_under(root: Path) -> list[int]:
     return found
 
 
+def rerun_runs_nothing(localrc: Path) -> float:
+    """``stack`` again with nothing changed: no step runs and every service is healthy; its
+    seconds (for a module's real-stack test)."""
+    again = engine_for(localrc).stack()
+    assert again.ran == [], [r.step for r in again.ran]
+    assert all(s.healthy for s in again.services), [s.service for s in again.services if not s.healthy]
+    return again.seconds
+
+
+def unstack_leaves_nothing(root: Path, localrc: Path) -> dict[str, int | None]:
+    """``unstack --all`` of the stack under ``root``: every process it ran (and their children)
+    is gone, none names ``root``. Returns the RSS (KiB, with children) each service had."""
+    from stackmagic.process_info import alive, rss_kib, tree
+
+    status = engine_for(localrc).status()
+    rss = {s.service: rss_kib(s.pid) for s in status if s.pid}
+    pids = [p for s in status if s.pid for p in tree(s.pid)]
+    engine_for(localrc).unstack(all=True)
+    gone = lambda: not [p for p in pids if alive(p)] and not processes_under(root)  # noqa: E731
+    assert wait_until(gone, 60), processes_under(root)
+    return rss
+
+
 def commands_running() -> set[str]:
     """The command lines of every process on the machine (``ps -eo args``), one per entry."""
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
