@@ -1,15 +1,17 @@
 """The health probes of Ceilometer's agents and Gnocchi's metricd (catalog/ceilometer.py,
-catalog/gnocchi.py). Executed by path with the stack's python; standard library only, it imports
-nothing from stackmagic. Each command prints one line saying why, and exits 0 when healthy.
+catalog/gnocchi.py). Executed by path with the stack's venv python (``consumers`` needs its
+oslo.config and amqp); it imports nothing from stackmagic. Each command prints one line saying
+why, and exits 0 when healthy. No password is ever an argument.
 
 ``heartbeat --socket S``
     A polling agent (central, compute) answers on its heartbeat socket (ceilometer's
     ``[polling] heartbeat_socket_dir``): its heartbeat child runs, and it lists the pollsters
     that have polled and when.
 
-``consumers --rabbitmqctl R --queue Q``
-    The notification agent listens: RabbitMQ (this stack's ``rabbitmqctl`` wrapper R) counts a
-    consumer on queue Q (``notifications.info``, where the services' notifications arrive).
+``consumers --conf F --queue Q``
+    The notification agent listens: RabbitMQ counts a consumer on queue Q
+    (``notifications.info``, where the services' notifications arrive), asked over AMQP (a
+    passive declare, which answers the count) at the ``[DEFAULT] transport_url`` of F.
 
 ``members --redis-cli C --port P --group G --host H``
     gnocchi-metricd works: a member of this host (``H.<worker>.<uuid>``) is in its tooz group G
@@ -55,19 +57,30 @@ def _run(argv):
 
 
 def consumers(args):
-    out, why = _run([args.rabbitmqctl, "list_queues", "--quiet", "--no-table-headers",
-                     "name", "consumers"])
-    if out is None:
-        print(f"cannot list RabbitMQ's queues ({why})")
+    from urllib.parse import unquote, urlsplit
+
+    import amqp
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.StrOpt("transport_url", secret=True))
+    conf(["--config-file", args.conf], project="ceilometer", default_config_files=[],
+         default_config_dirs=[])
+    url = urlsplit((conf.transport_url or "").split(",")[0])
+    where = f"{url.hostname}:{url.port}"
+    try:
+        with amqp.Connection(where, userid=unquote(url.username or ""),
+                             password=unquote(url.password or ""),
+                             virtual_host=unquote(url.path[1:]) or "/", connect_timeout=5) as conn:
+            _, _, count = conn.channel().queue_declare(args.queue, passive=True)
+    except amqp.exceptions.NotFound:
+        print(f"queue {args.queue} does not exist yet")
         return 1
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[0] == args.queue:
-            count = int(fields[1]) if fields[1].isdigit() else 0
-            print(f"queue {args.queue}: {count} consumers")
-            return 0 if count else 1
-    print(f"queue {args.queue} does not exist yet")
-    return 1
+    except (OSError, amqp.exceptions.AMQPError) as err:
+        print(f"RabbitMQ at {where} does not answer ({type(err).__name__})")
+        return 1
+    print(f"queue {args.queue}: {count} consumers")
+    return 0 if count else 1
 
 
 def members(args):
@@ -91,7 +104,7 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("heartbeat").add_argument("--socket", required=True)
     queue = sub.add_parser("consumers")
-    queue.add_argument("--rabbitmqctl", required=True)
+    queue.add_argument("--conf", required=True)
     queue.add_argument("--queue", required=True)
     group = sub.add_parser("members")
     group.add_argument("--redis-cli", required=True)

@@ -48,7 +48,7 @@ the ceilometer user exists, then ``ceilometer-upgrade`` (Gnocchi's resource type
 Ceilometer; init here), then the agents start.
 
 Health: the polling agents when their heartbeat socket answers; the notification agent when
-RabbitMQ counts a consumer on ``notifications.info`` (``ceilometer_script.py``).
+RabbitMQ counts a consumer on ``notifications.info``, asked over AMQP (``ceilometer_script.py``).
 
 Notifications: with Ceilometer enabled the emitting projects send them (devstack's
 ``if is_service_enabled ceilometer`` blocks in lib/glance, lib/cinder, lib/neutron, lib/nova):
@@ -271,8 +271,8 @@ class Ceilometer(Project):
                           after=("libvirtd",) if namespace == "compute" else ())
         if cfg.is_service_enabled("ceilometer-anotification"):
             queue = NOTIFICATION_QUEUE.format(topic=self.topics(ctx).split(",")[0].strip())
-            health = CommandCheck((str(ctx.venv.python), str(SCRIPT), "consumers", "--rabbitmqctl",
-                                   str(rabbit.tool(ctx, "rabbitmqctl")), "--queue", queue), timeout=40)
+            health = CommandCheck((str(ctx.venv.python), str(SCRIPT), "consumers", "--conf",
+                                   str(conf), "--queue", queue), timeout=20)
             yield Process("ceilometer-anotification",
                           [str(ctx.venv.bin("ceilometer-agent-notification")), "--config-file", str(conf)],
                           cwd=conf.parent, health=health, timeout=120)
