@@ -133,6 +133,29 @@ def test_what_cannot_run_is_refused_before_anything_with_what_to_set(tmp_path, e
     assert not (root / "dest").exists()
 
 
+def test_the_compute_agent_runs_only_beside_n_cpu_on_libvirt(tmp_path):
+    """Its real run needs libvirtd and guests (not run here): what it would start is checked."""
+    from stackmagic.catalog.ceilometer import Ceilometer
+    from stackmagic.context import Context
+    from stackmagic.python import Venv
+
+    def agents(*extra: str) -> dict:
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        root.mkdir()
+        config = load_config(write_localrc(root, *extra))
+        ctx = Context(config, state=None, tmux=None, venv=Venv(root / "venv"))  # type: ignore[arg-type]
+        return {p.service: p for p in Ceilometer().processes(ctx)}
+
+    assert "ceilometer-acompute" not in agents()                            # no n-cpu
+    assert "ceilometer-acompute" not in agents("enable_service n-cpu", "VIRT_DRIVER=fake")
+    running = agents("enable_service n-cpu", "VIRT_DRIVER=libvirt")
+    compute = running["ceilometer-acompute"]
+    assert compute.argv[1:4] == ["--polling-namespaces", "compute", "--config-file"]
+    assert compute.after == ("libvirtd",)                    # libvirtd answers before it starts
+    assert compute.health.argv[-1].endswith("ceilometer-compute.socket")
+    assert running["ceilometer-acentral"].argv[1:3] == ["--polling-namespaces", "central"]
+
+
 def test_gnocchi_refuses_sqlite_and_says_what_to_set(tmp_path):
     localrc = tmp_path / "localrc"
     localrc.write_text("\n".join([*sandbox(tmp_path, "ceilometer"), "disable_all_services",
