@@ -87,7 +87,7 @@ def test_the_posts_line_warns_runs_the_agents_with_gnocchi_and_no_removed_servic
     assert steps.index("start gnocchi-api") < steps.index("accounts gnocchi") < steps.index("init ceilometer")
     assert steps.index("accounts ceilometer") < steps.index("init ceilometer")
     assert steps.index("init ceilometer") < steps.index("start ceilometer-acentral")
-    assert steps.index("start redis") < steps.index("init gnocchi")
+    assert steps.index("start redis") < steps.index("start gnocchi-metricd")
     assert steps.index("start rabbit") < steps.index("start ceilometer-anotification")
 
 

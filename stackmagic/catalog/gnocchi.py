@@ -17,12 +17,13 @@ store brings it), from the release pinned in the constraints, and only while
 
 Where the data goes: the indexer (resources, metrics, archive policies) in the stack's
 database (MariaDB or PostgreSQL; Gnocchi's indexer knows no SQLite, so a SQLite stack is
-refused with what to set); the aggregated measures as files under ``$DATA_DIR/gnocchi``
-(``[storage] driver = file``; the plugin keeps them in Redis, which would hold every aggregate
-in memory); incoming measures and the coordination of metricd's workers in Redis
-(:mod:`.redis`, as the plugin's ``[storage] redis_url`` and ``coordination_url``), so metricd
-is woken as measures arrive. ``GNOCCHI_METRICD_PROCESSING_DELAY`` (5 s, the plugin's) is how
-often metricd looks for more.
+refused with what to set); the incoming and the aggregated measures as files under
+``$DATA_DIR/gnocchi`` (``[storage]`` and ``[incoming] driver = file``; the plugin keeps both in
+Redis, which would hold every aggregate in memory, and whose data here does not outlive a
+restart); the coordination of metricd's workers in Redis (:mod:`.redis`, the plugin's
+``coordination_url``): group membership, which is made anew at each start.
+``GNOCCHI_METRICD_PROCESSING_DELAY`` (5 s, the plugin's) is how often metricd looks for new
+measures.
 
 init: ``gnocchi-upgrade`` (the indexer's tables and the storage's sacks; the plugin runs it in
 configure_gnocchi). accounts: the ``gnocchi`` service user (the ``service`` role, as the
@@ -78,7 +79,7 @@ class Gnocchi(ApiService):
     service_type, service_description = "metric", "OpenStack Metric Service"
     provides = {"metric": "accounts"}
     when_needed = True                  # Ceilometer's Need("metric") brings it
-    requires = (*ApiService.requires, Need("redis", before="init"))
+    requires = (*ApiService.requires, Need("redis", before="start"))
     own_order = (("start", "accounts"),)    # the metric endpoint exists once the API answers
 
     def available(self, ctx: "Context") -> bool:
@@ -100,9 +101,9 @@ class Gnocchi(ApiService):
         notes = [f"gnocchi: {' and '.join(unnamed)} run with Ceilometer though the localrc does not "
                  "name them, as the ceilometer plugin's settings enable them (disable_service to "
                  "keep one off)"] if unnamed else []
-        return notes + [f"gnocchi: measures aggregated into files under {self.data_dir(ctx)}, incoming "
-                f"measures and metricd's coordination in Redis ({redis.url(ctx)}), its index in "
-                f"the stack's {ctx.settings.database_type} database"]
+        return notes + [f"gnocchi: measures (incoming and aggregated) in files under "
+                        f"{self.data_dir(ctx)}, metricd's coordination in Redis ({redis.url(ctx)}), "
+                        f"its index in the stack's {ctx.settings.database_type} database"]
 
     def data_dir(self, ctx: "Context") -> Path:
         return ctx.settings.data_dir / "gnocchi"
@@ -121,8 +122,10 @@ class Gnocchi(ApiService):
         for section, key, value in (
             ("storage", "driver", "file"),
             ("storage", "file_basepath", self.data_dir(ctx)),
-            ("incoming", "driver", "redis"),
-            ("incoming", "redis_url", redis.url(ctx)),
+            # incoming measures beside them (Gnocchi's default: the storage driver), not in
+            # Redis as the plugin: the sacks' layout that gnocchi-upgrade writes must outlive a
+            # restart of Redis, which keeps no snapshot here
+            ("incoming", "driver", "file"),
             ("DEFAULT", "coordination_url", redis.url(ctx)),
             ("metricd", "metric_processing_delay", s.int("GNOCCHI_METRICD_PROCESSING_DELAY", 5)),
             ("api", "auth_mode", "keystone"),
