@@ -306,6 +306,18 @@ def test_glances_notification_of_a_download_reaches_gnocchi(stack, admin):
 
 
 @pytest.mark.slow
+def test_no_password_reaches_the_services_logs(stack):
+    """Gnocchi logs its parsed configuration at INFO and DEBUG: its log stays at WARNING."""
+    secrets = [line.split("=", 1)[1] for line in
+               (stack["data"] / "stackmagic" / "passwords").read_text().splitlines()
+               if "=" in line and len(line.split("=", 1)[1]) >= 8]
+    assert secrets
+    for service in ("gnocchi-api", "gnocchi-metricd", "ceilometer-acentral", "ceilometer-anotification"):
+        text = (stack["root"] / "logs" / f"{service}.log").read_text(errors="replace")
+        assert text and not [s for s in secrets if s in text], service
+
+
+@pytest.mark.slow
 def test_a_second_stack_with_nothing_changed_runs_no_step(stack):
     seconds = rerun_runs_nothing(stack["localrc"])
     print(f"\nceilometer stack: nothing-changed re-run {seconds:.1f} s")
