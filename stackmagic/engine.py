@@ -423,14 +423,16 @@ class Engine:
         """Stop every process that was started (also of services no longer enabled), as
         devstack's unstack.sh: the database and message servers keep running unless ``all``."""
         with Lock(self.stack_dir, "unstack"):
-            return self._unstack(all=all)
+            return self._unstack(self._projects_for_cleanup(), all=all)
 
-    def _unstack(self, *, all: bool) -> list[str]:
+    def _unstack(self, projects: list, *, all: bool) -> list[str]:
+        """Stop the processes; ``projects`` (:meth:`_projects_for_cleanup`, computed once by the
+        caller: it loads plugins) get their before_unstack and unstack hooks."""
         stopped = []
         # the projects that declare themselves persistent (database and message servers) keep
         # running, as devstack's unstack.sh leaves them; --all stops them too
         keep = set() if all else {s for s, rec in self.state.processes.items() if rec.persistent}
-        for p in self._projects_for_cleanup():
+        for p in projects:
             if p.overrides("before_unstack"):
                 try:
                     p.before_unstack(self.ctx)
@@ -453,7 +455,7 @@ class Engine:
             self.tmux.kill_session()
         kept = {f"start {k}" for k in keep}
         self.state.forget_steps(lambda sid: sid.startswith("start ") and sid not in kept)
-        for p in self._projects_for_cleanup():
+        for p in projects:
             if p.overrides("unstack"):
                 p.unstack(self.ctx)
         return stopped
@@ -479,9 +481,10 @@ class Engine:
         """unstack, then remove databases, data, generated config and logs; keep source trees."""
         with Lock(self.stack_dir, "clean"):
             self._end_leftovers()
-            self._unstack(all=True)
+            projects = self._projects_for_cleanup()
+            self._unstack(projects, all=True)
             removed = []
-            for p in reversed(self._projects_for_cleanup()):
+            for p in reversed(projects):
                 p.cleanup(self.ctx.for_step(Step(f"clean {p.name}", "clean", p.name, lambda c: None)))
                 removed.append(p.name)
             s = self.config.settings

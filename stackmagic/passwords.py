@@ -11,7 +11,8 @@ stored.
 Heat's ``HEAT_AUTH_ENCRYPTION_KEY`` (the ``auth_encryption_key`` its engine encrypts the
 credentials it stores with; devstack writes one fixed key) is kept the same way, 32 characters
 as Heat requires, once a Heat service is enabled: a new key would leave every stored credential
-unreadable.
+unreadable. So is Zaqar's ``ZAQAR_SIGNED_URL_SECRET_KEY`` (its ``[signed_url] secret_key``): a new one
+would void every pre-signed URL handed out. One table, :data:`KEPT`, says which are made when.
 
 A password is never generated again for a stack that already used one: when the file is
 damaged (not text, lines that are not ``NAME=value``), or a password that finished steps used
@@ -31,18 +32,30 @@ from pathlib import Path
 from stackmagic.config.settings import Settings
 from stackmagic.errors import StackError
 
-NAMES = ("ADMIN_PASSWORD", "DATABASE_PASSWORD", "SERVICE_PASSWORD", "RABBIT_PASSWORD", "SWIFT_HASH")
-#: Secrets made only for a stack that runs the service (group) named: stack.sh reads SWIFT_HASH
-#: only when Swift is enabled
-ONLY_WITH = {"SWIFT_HASH": "swift"}
 
-#: secrets that are not passwords, kept the same way: how many characters each must have, who
-#: says so (a value of another length is refused when the configuration is read), and the
-#: service group that uses it (generated only when one of its services is enabled)
-KEYS = {"HEAT_AUTH_ENCRYPTION_KEY": (32, "Heat refuses an auth_encryption_key of another length, "
-                                         "and takes 16 or 24 only with a warning", "heat")}
-NAMES += tuple(KEYS)
-ONLY_WITH.update({name: group for name, (_, _, group) in KEYS.items()})
+@dataclasses.dataclass(frozen=True)
+class Kept:
+    """How a kept secret is made: only for a stack that runs a service of ``group`` (None: for
+    every stack), with exactly ``length`` characters when its user requires that (``why`` says
+    who does; a value of another length is refused when the configuration is read)."""
+
+    group: str | None = None
+    length: int | None = None
+    why: str = ""
+
+
+#: Every secret generated once and kept: the four passwords stack.sh asks for, SWIFT_HASH
+#: (stack.sh reads it only when Swift is enabled), Heat's auth_encryption_key and Zaqar's
+#: signing key for pre-signed URLs (the plugin writes a fixed string)
+KEPT: dict[str, Kept] = {
+    "ADMIN_PASSWORD": Kept(), "DATABASE_PASSWORD": Kept(), "SERVICE_PASSWORD": Kept(),
+    "RABBIT_PASSWORD": Kept(),
+    "SWIFT_HASH": Kept("swift"),
+    "HEAT_AUTH_ENCRYPTION_KEY": Kept("heat", 32, "Heat refuses an auth_encryption_key of another "
+                                     "length, and takes 16 or 24 only with a warning"),
+    "ZAQAR_SIGNED_URL_SECRET_KEY": Kept("zaqar"),
+}
+NAMES = tuple(KEPT)
 
 
 class PasswordsError(StackError):
@@ -103,13 +116,13 @@ def _refuse(path: Path, why: str, names: list[str]) -> PasswordsError:
 def with_passwords(config, stack_dir: Path, *, create: bool):
     """``config`` with every unset password filled from the saved file (generated if ``create``)."""
     values = dict(config.settings)
-    missing = [n for n in NAMES if not values.get(n)
-               and (n not in ONLY_WITH or config.is_service_enabled(ONLY_WITH[n]))]
+    missing = [n for n, kept in KEPT.items() if not values.get(n)
+               and (kept.group is None or config.is_service_enabled(kept.group))]
     if not missing:
         return config
     path = stack_dir / "passwords"
     saved, damage = _read(path)
-    new = {n: secrets.token_hex(KEYS[n][0] // 2 if n in KEYS else 12) for n in missing if n not in saved}
+    new = {n: secrets.token_hex((KEPT[n].length or 24) // 2) for n in missing if n not in saved}
     if new and create:
         lost = sorted(_used(stack_dir) & set(new))
         if lost:

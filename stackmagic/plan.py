@@ -159,8 +159,8 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
 
 def notes(ctx: "Context", projects: list["Project"]) -> list[str]:
     """Which plugins the catalog's recipes stand in for, what the projects decided for this
-    machine and why (``Project.plan_notes``), then the memory the enabled services need against
-    what the machine has (``memory.note``)."""
+    machine and why (``Project.plan_notes``), then the memory the services that will run need
+    against what the machine has (``memory.note``)."""
     from stackmagic import steps as S
     from stackmagic.catalog import plugin_recipes
 
@@ -170,8 +170,19 @@ def notes(ctx: "Context", projects: list["Project"]) -> list[str]:
                  f"devstack plugin in {plugin.url}; the sources come from "
                  f"{S.clone_url(ctx, recipes[plugin.name]())}"
                  for plugin in ctx.config.plugins if plugin.name in recipes]
+    # what will run: the projects' enabled services, and those of the helpers their needs bring
+    # in that have a figure of their own (Redis; libvirtd's is counted as n-cpu's); a group
+    # name, a retired name or a name nothing here runs takes no memory
+    figures = memory.measured()
+    running = [s for p in projects for s in (p.enabled_services(ctx) or (
+        [s for s in p.services if s in figures] if p.when_needed else []))]
     return [*stand_ins, *(note for p in projects for note in p.plan_notes(ctx)),
-            *filter(None, [memory.note(ctx.config.enabled)])]
+            *filter(None, [memory.note(running)])]
+
+
+def _and_installed(inputs, installed):
+    """A start step's inputs: its command line's, and what it runs of the venv."""
+    return lambda ctx: {**inputs(ctx), "installed": installed(ctx)}
 
 
 class _ProjectSteps:
@@ -182,6 +193,8 @@ class _ProjectSteps:
         self.projects = projects
         self.steps: dict[str, dict[str, list[Step]]] = {}
         self.providers = {cap: p for p in projects for cap in p.provides}
+        #: projects installed into the venv that run nothing themselves: every process may use them
+        self.libraries = [p for p in projects if not p.services]
 
     def ids(self, p: "Project", phase: str) -> list[str]:
         return [s.id for s in self.steps[p.name][phase]]
@@ -222,10 +235,12 @@ class _ProjectSteps:
             if proc.needs_root and os.geteuid() != 0:
                 raise ConfigError(f"{proc.service} ({p.name}) runs only as root; run stack as root, "
                                   f"or disable_service {proc.service}")
-            # restart when its config, its data setup or anything installed changed
-            key = [k for k in (ready, "install") if k]
+            # restart when its config, its data setup or what it runs of the venv changed (not
+            # for another project's install: see steps.installed_inputs)
+            installed = S.installed_inputs(p, self.libraries)
             own["start"].append(Step(f"start {proc.service}", "start", p.name, S.start(p, proc),
-                                     deps=list(key), key_deps=list(key), inputs=S.start_inputs(proc),
+                                     deps=[k for k in (ready, "install") if k], key_deps=[ready] if ready else [],
+                                     inputs=_and_installed(S.start_inputs(proc), installed),
                                      recipe=recipe, process=proc, owner=p))
         if p.overrides("accounts"):
             # made in Keystone, not from its own config: they wait for the identity provider

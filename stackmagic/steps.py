@@ -163,6 +163,28 @@ def install_inputs(projects: list["Project"]) -> Callable[["Context"], dict]:
     return inputs
 
 
+def installed_inputs(p: "Project", libraries: list["Project"]) -> Callable[["Context"], dict]:
+    """What of the shared venv ``p``'s processes run: its own requirements and sources, those of
+    ``libraries`` (projects installed without processes of their own), the constraints, and the
+    venv itself. Their start steps key on these instead of on the whole install: enabling
+    another project reinstalls into the venv, but with every version pinned by the constraints
+    it changes none of these, so the running services are not restarted for it."""
+    def inputs(ctx: "Context") -> dict:
+        from stackmagic.git import head_sha
+
+        cons = constraints_file(ctx)
+        marker = ctx.venv.path / "pyvenv.cfg"
+        return {
+            "requirements": sorted({r for q in (p, *libraries) for r in q.install_requirements(ctx)}),
+            "sources": {str(e): head_sha(e) for q in (p, *libraries) for e in q.editable(ctx)},
+            "constraints": _file_hash(str(cons)) if cons and cons.exists() else None,
+            "upgrade": ctx.settings.bool("PIP_UPGRADE", False),
+            # a venv made anew (removed, or half-made and redone) restarts everything
+            "venv": marker.stat().st_mtime_ns if marker.exists() else None,
+        }
+    return inputs
+
+
 # -- configure and local.conf merges ----------------------------------------------------------
 def _merges_for(ctx: "Context", files: list[Path], phase: str = "post-config") -> list:
     wanted = {str(Path(f)) for f in files}

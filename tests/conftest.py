@@ -119,27 +119,27 @@ def processes_under(root: Path) -> list[int]:
     return found
 
 
-def rerun_runs_nothing(localrc: Path) -> float:
-    """``stack`` again with nothing changed: no step runs and every service is healthy; its
-    seconds (for a module's real-stack test)."""
-    again = engine_for(localrc).stack()
+def assert_rerun_runs_nothing(made: dict, label: str) -> None:
+    """A second ``stack`` of a :func:`module_stack` with nothing changed: no step runs and every
+    service is healthy; prints how long it took."""
+    again = engine_for(made["localrc"]).stack()
     assert again.ran == [], [r.step for r in again.ran]
-    assert all(s.healthy for s in again.services), [s.service for s in again.services if not s.healthy]
-    return again.seconds
+    assert all(s.healthy for s in again.services)
+    print(f"\n{label} stack: nothing-changed re-run {again.seconds:.1f} s")
 
 
-def unstack_leaves_nothing(root: Path, localrc: Path) -> dict[str, int | None]:
-    """``unstack --all`` of the stack under ``root``: every process it ran (and their children)
-    is gone, none names ``root``. Returns the RSS (KiB, with children) each service had."""
+def assert_unstack_leaves_nothing(made: dict) -> None:
+    """``unstack --all`` of a :func:`module_stack`: every process it ran, children too, is gone
+    and nothing runs under its root; prints each service's RSS (with children) first."""
     from stackmagic.process_info import alive, rss_kib, tree
 
-    status = engine_for(localrc).status()
-    rss = {s.service: rss_kib(s.pid) for s in status if s.pid}
+    root = made["root"]
+    status = engine_for(made["localrc"]).status()
+    print("\nRSS KiB (with children):", {s.service: rss_kib(s.pid) for s in status if s.pid})
     pids = [p for s in status if s.pid for p in tree(s.pid)]
-    engine_for(localrc).unstack(all=True)
+    engine_for(made["localrc"]).unstack(all=True)
     gone = lambda: not [p for p in pids if alive(p)] and not processes_under(root)  # noqa: E731
     assert wait_until(gone, 60), processes_under(root)
-    return rss
 
 
 def commands_running() -> set[str]:

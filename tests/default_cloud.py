@@ -1,7 +1,9 @@
 """devstack's default set (an empty localrc, sources from PyPI), stacked once per test session
 and shared by the modules that need a whole cloud: ``test_compute`` (services, guests, Tempest's
-smoke run, Horizon) and then ``test_agents`` (the seed post's localrc on the same stack: the
-agent layout, and back to OVN). The test that unstacks it runs last (``pytest.mark.unstacks``);
+smoke run, Horizon), ``test_agents`` (the seed post's first localrc on the same stack: the agent
+layout), ``test_everything`` (back to OVN with Swift and Heat, then the post's "everything"
+localrc) and the modules that check a project of that stack (``test_trove``), each stacking
+again with no ``clean``. The test that unstacks it runs last (``pytest.mark.unstacks``);
 ``order`` puts these tests at the end of the session in that order, so nothing else runs beside
 a stack that holds the machine's libvirtd and Open vSwitch.
 
@@ -22,13 +24,14 @@ from stackmagic.process_info import alive
 from stackmagic.samples import sample_path, sandbox
 
 #: the modules sharing the stack, in the order they run
-MODULES = ("test_compute", "test_agents")
+MODULES = ("test_compute", "test_agents", "test_everything", "test_trove")
 
 #: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
 DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-server",
            "ovs-vswitchd", "ovn-northd", "ovn-controller", "haproxy", "nova-", "neutron-",
            "cinder-", "privsep-helper", "gunicorn", "etcd", "mariadbd", "mysqld", "dnsmasq",
-           "radvd", "dstat")
+           "radvd", "dstat", "redis-server", "swift-", "heat-", "zaqar-", "ceilometer-",
+           "gnocchi-", "trove-")
 
 
 def order(item) -> tuple[int, int, int]:
@@ -77,12 +80,46 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-def write_localrc(cloud: dict, *, post: bool = False) -> None:
-    """local.conf: the sandbox and MIRROR_FROM_PYPI; with ``post``, the seed post's first
-    localrc (its two lines, Neutron's agents) on top of the defaults."""
-    lines = [f"source {sample_path('blog-neutron')}"] if post else []
+#: what a local.conf adds to the defaults: the seed post's first localrc (Neutron's agents), its
+#: "everything" localrc (with what this machine needs: Cinder's backing file stays the
+#: defaults' size, the post's 16M cannot hold a volume), or Swift and Heat beside the defaults
+ADDED = {
+    "default": [],
+    "post": [f"source {sample_path('blog-neutron')}"],
+    "everything": [f"source {sample_path('blog-everything')}", "VOLUME_BACKING_FILE_SIZE=30G"],
+    "heat": ["enable_service s-proxy s-object s-container s-account",
+             "enable_plugin heat https://opendev.org/openstack/heat"],
+}
+
+
+def write_localrc(cloud: dict, kind: str = "default") -> None:
+    """local.conf: the sandbox and MIRROR_FROM_PYPI, and what ``kind`` adds (:data:`ADDED`)."""
+    lines = ADDED[kind]
     cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], "MIRROR_FROM_PYPI=True",
                                         *lines, ""]))
+
+
+AGENTS = ("q-agt", "q-dhcp", "q-l3", "q-meta")
+OVN = ("ovn-northd", "ovn-controller", "q-ovn-agent")
+
+
+def assert_layout(engine, *, agents: bool) -> None:
+    """Every service healthy, in Neutron's agent layout or in OVN's, nothing of the other left
+    running, no namespace of the other's left, br-tun there only for the agents."""
+    from stackmagic.catalog import openvswitch as ovs
+
+    assert engine.config.layout == ("openvswitch" if agents else "ovn")
+    status = {s.service: s for s in engine.status()}
+    assert not {n: s.detail for n, s in status.items() if not s.healthy}
+    assert {"c-api", "c-vol", "horizon", "n-cpu"} <= set(status)
+    running = set(engine.tmux.running())
+    assert set(AGENTS if agents else OVN) <= running
+    assert not set(OVN if agents else AGENTS) & running
+    stale = ("ovnmeta-",) if agents else ("qdhcp-", "qrouter-")
+    assert not [ns for ns in namespaces() if ns.startswith(stale)], namespaces()
+    bridges = subprocess.run(ovs.vsctl_argv(engine.ctx, "list-br"), capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert ("br-tun" in bridges) == agents
 
 
 def engine_for(cloud: dict):
@@ -90,6 +127,13 @@ def engine_for(cloud: dict):
     from stackmagic.engine import Engine
 
     return Engine(load_config(cloud["conf"]))
+
+
+def restack(cloud: dict, kind: str):
+    """The cloud stacked again from the local.conf of ``kind`` (no ``clean``); a new engine on it."""
+    write_localrc(cloud, kind)
+    cloud["summary"] = engine_for(cloud).stack()
+    return engine_for(cloud)
 
 
 @contextlib.contextmanager

@@ -8,55 +8,27 @@ test_compute has used it, gets the post's two lines and is stacked again — no 
 - ``verify``'s guest: its address from the DHCP agent's dnsmasq (in a ``qdhcp-`` namespace), its
   key from the metadata agent (through the router's proxy), ping and SSH through a floating IP
   that the L3 agent routes (``qrouter-`` namespace), from the provider namespace, and a Cinder
-  volume seen inside it;
-- back to the empty localrc (OVN), again with no ``clean``: the agents, their namespaces and
-  br-tun go, and a guest is reached.
+  volume seen inside it.
 
-test_compute's last test then unstacks what this leaves. Root only; slow.
+Back to OVN (no ``clean``) is test_everything's first step, with Swift and Heat; test_compute's
+last test then unstacks what that module leaves. Root only; slow.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
-from tests.default_cloud import engine_for, namespaces, write_localrc
+from tests.default_cloud import assert_layout, engine_for, namespaces, restack
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="libvirtd and Open vSwitch run as root")]
 
-AGENTS = ("q-agt", "q-dhcp", "q-l3", "q-meta")
-OVN = ("ovn-northd", "ovn-controller", "q-ovn-agent")
-
-
-def restack(cloud: dict, *, post: bool):
-    write_localrc(cloud, post=post)
-    engine = engine_for(cloud)
-    engine.stack()
-    return engine_for(cloud)
-
-
-def assert_layout(engine, *, agents: bool) -> None:
-    from stackmagic.catalog import openvswitch as ovs
-
-    assert engine.config.layout == ("openvswitch" if agents else "ovn")
-    status = {s.service: s for s in engine.status()}
-    assert not {n: s.detail for n, s in status.items() if not s.healthy}
-    assert {"c-api", "c-vol", "horizon", "n-cpu"} <= set(status)
-    running = set(engine.tmux.running())
-    assert set(AGENTS if agents else OVN) <= running
-    assert not set(OVN if agents else AGENTS) & running
-    stale = ("ovnmeta-",) if agents else ("qdhcp-", "qrouter-")
-    assert not [ns for ns in namespaces() if ns.startswith(stale)], namespaces()
-    bridges = subprocess.run(ovs.vsctl_argv(engine.ctx, "list-br"), capture_output=True,
-                             text=True, check=True).stdout.split()
-    assert ("br-tun" in bridges) == agents
 
 
 def test_the_posts_localrc_turns_the_default_set_to_the_agent_layout(default_cloud):
-    assert_layout(restack(default_cloud, post=True), agents=True)
+    assert_layout(restack(default_cloud, "post"), agents=True)
 
 
 def test_a_guest_is_reached_through_the_agents(default_cloud):
@@ -72,12 +44,3 @@ def test_a_guest_is_reached_through_the_agents(default_cloud):
     spaces = namespaces()
     assert any(ns.startswith("qdhcp-") for ns in spaces)
     assert any(ns.startswith("qrouter-") for ns in spaces)
-
-
-def test_back_to_ovn_needs_no_clean(default_cloud):
-    from stackmagic import guestcheck
-
-    engine = restack(default_cloud, post=False)
-    assert_layout(engine, agents=False)
-    found = guestcheck.run(engine)
-    assert found["ok"], found

@@ -28,8 +28,8 @@ from stackmagic import ini
 from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
-from tests.conftest import (engine_for, module_stack, rerun_runs_nothing, sdk_connection,
-                            unstack_leaves_nothing, wait_until)
+from tests.conftest import (assert_rerun_runs_nothing, assert_unstack_leaves_nothing, engine_for,
+                            module_stack, sdk_connection, wait_until)
 
 PLUGIN_LINE = "enable_plugin ceilometer https://opendev.org/openstack/ceilometer"
 POST_LINE = ("enable_service ceilometer ceilometer-acompute ceilometer-acentral "
@@ -319,12 +319,10 @@ def test_no_password_reaches_the_services_logs(stack):
 
 @pytest.mark.slow
 def test_a_second_stack_with_nothing_changed_runs_no_step(stack):
-    seconds = rerun_runs_nothing(stack["localrc"])
-    print(f"\nceilometer stack: nothing-changed re-run {seconds:.1f} s")
+    assert_rerun_runs_nothing(stack, "ceilometer")
 
 
 @pytest.mark.slow
 def test_unstack_leaves_no_process(stack):
     """Last in the module: it takes the stack down."""
-    rss = unstack_leaves_nothing(stack["root"], stack["localrc"])
-    print("\nRSS KiB (with children):", rss)
+    assert_unstack_leaves_nothing(stack)

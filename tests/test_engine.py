@@ -263,3 +263,30 @@ def test_a_service_no_longer_enabled_is_stopped_by_the_next_stack(stack_dir):
     assert not alive(pid)
     assert any(isinstance(e, ev.Message) and e.text.startswith("stopped echo-api") for e in events)
     assert "echo-api" not in stack_dir.engine().state.processes
+
+
+def test_another_projects_install_leaves_running_services_alone(stack_dir, catalog_dir):
+    """Enabling a project reinstalls into the shared venv; a service whose own requirements,
+    sources and constraints did not change keeps running (devstack restarts everything); its
+    own new requirement restarts it."""
+    (catalog_dir / "fakeneighbour.py").write_text(
+        "from stackmagic.catalog import Project\n\n"
+        "class FakeNeighbour(Project):\n"
+        "    name = 'fakeneighbour'\n"
+        "    services = {'fake-neighbour': 'a project that only installs a requirement'}\n\n"
+        "    def install_requirements(self, ctx):\n"
+        "        return [str(ctx.settings.dest / 'echo' / 'slowpkg')]\n")
+    stack_dir.engine().stack()
+    pid = get(stack_dir.port)["pid"]
+    with stack_dir.localrc.open("a") as localrc:
+        localrc.write("enable_service fake-neighbour\n")
+    second = stack_dir.engine().stack()
+    assert "install" in ran(second) and "start echo-api" not in ran(second)
+    assert alive(pid) and get(stack_dir.port)["pid"] == pid
+    stack_dir.write(ECHO_EXTRA_REQUIREMENT=f"{stack_dir.root}/dest/echo/slowpkg")
+    with stack_dir.localrc.open("a") as localrc:
+        localrc.write("enable_service fake-neighbour\n")
+    third = stack_dir.engine().stack()
+    reasons = {r.step: r.reason for r in third.results}
+    assert "start echo-api" in ran(third) and reasons["start echo-api"] == "its inputs changed"
+    assert get(stack_dir.port)["pid"] != pid

@@ -30,3 +30,27 @@ def test_the_shipped_figures_cover_the_default_set():
 
     need, unknown = memory.estimate(load_config(text="", kind="localrc").enabled)
     assert need > 0 and unknown == []
+
+
+def test_plan_counts_what_will_run_not_group_or_retired_names(tmp_path):
+    """The post's everything localrc names groups (ceilometer, trove) and retired services
+    (sahara, ceilometer-collector): they run nothing, so the estimate neither counts them nor
+    calls them unmeasured; Zaqar's Redis, which no localrc names, is counted."""
+    from stackmagic.plan import notes
+    from stackmagic.samples import sample_path, sandbox
+    from tests.conftest import engine_for
+
+    localrc = tmp_path / "localrc"
+    localrc.write_text("\n".join([*sandbox(tmp_path), f"source {sample_path('blog-everything')}", ""]))
+    engine = engine_for(localrc)
+    projects, _ = engine.projects()
+    (line,) = [n for n in notes(engine.ctx, projects) if n.startswith("memory:")]
+    for name in ("sahara", "ceilometer-collector", "ceilometer-api", "trove,", "zaqar-server"):
+        assert name not in line
+    figures = memory.measured()
+    # what comes with the enabled projects counts too: Zaqar's Redis, Ceilometer's Gnocchi
+    running = {s for p in projects for s in p.services
+               if engine.config.is_service_enabled(s) or (p.when_needed and s in figures)}
+    need, _ = memory.estimate(sorted(running))
+    assert f"about {need / 1024:.1f} GiB" in line and "redis" in running and figures["redis"] > 0
+    assert {"gnocchi-api", "gnocchi-metricd"} <= running

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, ClassVar, Iterable
 from stackmagic.health import Check
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from stackmagic.context import Context
     from stackmagic.verify import Listing
 
@@ -214,6 +216,13 @@ class Project:
 
     def tempest_options(self, ctx: "Context") -> list[tuple[str, str, str]]:
         """(section, key, value) for tempest.conf while it runs (devstack's configure_tempest)."""
+        return []
+
+    @classmethod
+    def setting_problems(cls, values: "Mapping[str, str]") -> list[tuple[str, str]]:
+        """(setting, what is wrong and what to write instead) for each of its own settings that
+        cannot work here: checked with every other value when the configuration is read
+        (config/validate.py), so a bad one is refused before anything runs."""
         return []
 
     def plan_notes(self, ctx: "Context") -> list[str]:

@@ -157,6 +157,11 @@ class Ceilometer(Project):
                               "backend; name one of them")
         return chosen
 
+    def enabled_services(self, ctx: "Context") -> list[str]:
+        """The enabled agents that run here (the compute agent only beside n-cpu on libvirt)."""
+        return [s for s in super().enabled_services(ctx)
+                if s != "ceilometer-acompute" or not self.compute_agent(ctx)]
+
     def compute_agent(self, ctx: "Context") -> str | None:
         """Why ceilometer-acompute does not run here (None: it runs)."""
         cfg = ctx.config

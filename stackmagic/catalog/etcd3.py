@@ -18,14 +18,13 @@ devstack's value of cinder.conf ``[coordination] backend_url``).
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from stackmagic.catalog.base import Process, Project
-from stackmagic.catalog.system_user import own_data_dir
+from stackmagic.catalog.system_user import own_data_dir, run_as
 from stackmagic.errors import ConfigError, StackError
 from stackmagic.health import HttpCheck
 
@@ -57,10 +56,6 @@ def data_dir(ctx: "Context") -> Path:
     return ctx.settings.data_dir / "etcd"
 
 
-def _run_as() -> str | None:
-    return SYSTEM_USER if os.geteuid() == 0 else None
-
-
 class Etcd3(Project):
     name = "etcd3"
     services = {"etcd3": "etcd key-value store"}
@@ -75,7 +70,7 @@ class Etcd3(Project):
         if s.int("ETCD_PORT", PORT) == s.int("ETCD_PEER_PORT", PEER_PORT):
             raise ConfigError(f"ETCD_PORT and ETCD_PEER_PORT must differ; both are {s.int('ETCD_PORT', PORT)}")
         # etcd refuses a data directory others may read (0700)
-        own_data_dir(data_dir(ctx), _run_as(), "etcd-server", "etcd")
+        own_data_dir(data_dir(ctx), run_as(SYSTEM_USER), "etcd-server", "etcd")
 
     def processes(self, ctx: "Context") -> Iterable[Process]:
         s = ctx.settings
@@ -93,7 +88,7 @@ class Etcd3(Project):
         if s.bool("ENABLE_DEBUG_LOG_LEVEL", False):
             argv += ["--log-level", "debug"]
         yield Process("etcd3", argv, cwd=data_dir(ctx), health=HttpCheck(f"{client_url(ctx)}/health"),
-                      endpoint=client_url(ctx), host=listen, port=port, timeout=60, user=_run_as(),
+                      endpoint=client_url(ctx), host=listen, port=port, timeout=60, user=run_as(SYSTEM_USER),
                       stop_timeout=20)
 
     def unstack(self, ctx: "Context") -> None:

@@ -160,6 +160,9 @@ class Gnocchi(ApiService):
         cfg = ctx.config
         return cfg.is_service_enabled(service) or service not in cfg.disabled
 
+    def enabled_services(self, ctx: "Context") -> list[str]:
+        return [s for s in self.services if self.runs(ctx, s)]
+
     def processes(self, ctx: "Context") -> Iterable[Process]:
         self._check(ctx)
         if self.runs(ctx, self.api):

@@ -74,6 +74,10 @@ def _old(name: str, project: str, description: str, note: str, japanese: str) ->
     return ServiceName(name, project, N_(description), RETIRED, N_(note), japanese)
 
 
+#: old names that run here as their successors, as devstack's neutron-* names run as q- names
+#: (config/layout.py): the seed post's ``enable_service zaqar-server`` runs Zaqar
+RUNS_AS: dict[str, tuple[str, ...]] = {"zaqar-server": ("zaqar-wsgi", "zaqar-websocket")}
+
 _TABLE: tuple[ServiceName, ...] = (
     # --- keystone -------------------------------------------------------------------------
     _cur("key", "keystone", "Identity API (Keystone)", "Keystone（認証サービス）の API"),
@@ -325,7 +329,7 @@ _TABLE: tuple[ServiceName, ...] = (
     _old("ceilometer-alarm-notifier", "ceilometer", "Telemetry alarm notifier",
          "alarming moved from Ceilometer to Aodh in Liberty (2015): " + PLUGIN_LINES["aodh"],
          "Ceilometer のアラーム通知（廃止、Aodh を使う）"),
-    # --- trove (plugin) -------------------------------------------------------------------
+    # --- trove (plugin; stackmagic's catalog has a recipe for it) -------------------------
     _grp("trove", "trove", "group name for every tr-* service", "Trove のグループ名（tr-* すべて）",
          "trove"),
     _plg("tr-api", "trove", "Database service API", "Trove（データベースサービス）の API"),
@@ -351,7 +355,8 @@ _TABLE: tuple[ServiceName, ...] = (
     _plg("zaqar-wsgi", "zaqar", "Messaging API (WSGI)", "Zaqar（メッセージング）の API"),
     _plg("zaqar-websocket", "zaqar", "Messaging websocket server", "Zaqar の WebSocket サーバー"),
     _old("zaqar-server", "zaqar", "Messaging server",
-         "zaqar-server was split into zaqar-wsgi and zaqar-websocket in Zaqar's plugin (2015): "
+         "zaqar-server was split into zaqar-wsgi and zaqar-websocket in Zaqar's plugin (2015); "
+         "stackmagic runs those two from its zaqar recipe, devstack needs "
          + PLUGIN_LINES["zaqar"] + " and enable_service zaqar-wsgi zaqar-websocket; its MongoDB "
          "store is replaced here by Redis (Debian's redis-server) with the stack's database",
          "Zaqar のサーバー（旧名、zaqar-wsgi と zaqar-websocket を使う）"),

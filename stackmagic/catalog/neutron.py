@@ -30,6 +30,7 @@ from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process
 from stackmagic.catalog.ceilometer import emit_notifications
 from stackmagic.catalog.wsgi import gunicorn
+from stackmagic.config.layout import NEW_NAMES
 from stackmagic.errors import ConfigError
 from stackmagic.health import CommandCheck
 from stackmagic.verify import Listing
@@ -52,6 +53,14 @@ AGENT_NAMESPACES = ("qdhcp-", "qrouter-")
 #: the privsep contexts of neutron.privileged, each with its own config section
 PRIVSEP_SECTIONS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsctl", "privsep_namespace",
                     "privsep_conntrack", "privsep_link")
+
+
+def privsep_helpers(ctx: "Context", conf: Path, *configs: Path) -> None:
+    """In ``conf``, every privsep context's helper_command: the venv's privsep-helper, started
+    directly (the agents run as root here: no sudo, no rootwrap), reading ``configs``."""
+    command = " ".join([str(ctx.venv.bin("privsep-helper")), *(f"--config-file {c}" for c in configs)])
+    for section in PRIVSEP_SECTIONS:
+        ctx.iniset(conf, section, "helper_command", command)
 
 
 def end_leftovers(ctx: "Context", prefixes: tuple[str, ...]) -> list[str]:
@@ -182,7 +191,7 @@ class Neutron(ApiService):
     def plan_notes(self, ctx: "Context") -> list[str]:
         if not ctx.config.is_service_enabled("q-svc"):
             return []
-        renamed = [f"{new} runs as {q}" for new, q in ctx.config.renamed.items()]
+        renamed = [f"{new} runs as {q[0]}" for new, q in ctx.config.renamed.items() if new in NEW_NAMES]
         notes = [f"neutron: {', '.join(renamed)} (devstack's lib/neutron names for the same "
                  "services)"] if renamed else []
         if not self.agents(ctx):
@@ -261,10 +270,7 @@ class Neutron(ApiService):
     def _privsep(self, ctx: "Context", conf: Path) -> None:
         """Root helpers: every agent runs as root here, so privsep's daemons start directly
         (no sudo, no rootwrap) and commands need no root helper."""
-        helper = ctx.venv.bin("privsep-helper")
-        extra = "" if self.agents(ctx) else f" --config-file {self.agent_conf(ctx)}"
-        for section in PRIVSEP_SECTIONS:
-            ctx.iniset(conf, section, "helper_command", f"{helper} --config-file {conf}{extra}")
+        privsep_helpers(ctx, conf, conf, *([] if self.agents(ctx) else [self.agent_conf(ctx)]))
         ctx.iniset(conf, "agent", "root_helper", "")
 
     def _ml2(self, ctx: "Context", ovn) -> None:
@@ -342,7 +348,6 @@ class Neutron(ApiService):
         s, conf = ctx.settings, self.conf(ctx)
         ctx.iniset(conf, "ovs", "ovsdb_connection", ovs.ovsdb_connection(ctx))
         ctx.iniset(conf, "ovs", "integration_bridge", integration_bridge(ctx))
-        helper = ctx.venv.bin("privsep-helper")
         common = (("DEFAULT", "debug", s.bool("ENABLE_DEBUG_LOG_LEVEL", True)),
                   ("agent", "root_helper", ""))
         plugged = (("DEFAULT", "interface_driver", "openvswitch"),
@@ -365,9 +370,7 @@ class Neutron(ApiService):
             ini = self.agent_ini(ctx, service)
             for section, key, value in (*common, *options):
                 ctx.iniset(ini, section, key, value)
-            for section in PRIVSEP_SECTIONS:
-                ctx.iniset(ini, section, "helper_command",
-                           f"{helper} --config-file {conf} --config-file {ini}")
+            privsep_helpers(ctx, ini, conf, ini)
 
     def _agent(self, ctx: "Context", ovn) -> None:
         s, agent = ctx.settings, self.agent_conf(ctx)
@@ -384,9 +387,7 @@ class Neutron(ApiService):
             ("ovn", "ovn_nb_connection", ovn.nb_connection(ctx)),
         ):
             ctx.iniset(agent, section, key, value)
-        helper = ctx.venv.bin("privsep-helper")
-        for section in PRIVSEP_SECTIONS:
-            ctx.iniset(agent, section, "helper_command", f"{helper} --config-file {agent}")
+        privsep_helpers(ctx, agent, agent)
 
     # -- init, processes --------------------------------------------------------------------
     def init(self, ctx: "Context") -> None:

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from stackmagic import identity
-from stackmagic.catalog import memcached
+from stackmagic.catalog import libvirt, memcached, rabbit
 from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process, Project
 from stackmagic.catalog.cinder import FIXED_KEY
@@ -203,8 +203,6 @@ class Nova(ApiService):
         if not (ctx.config.is_service_enabled("n-cpu") and self.virt_driver(ctx) == "libvirt"):
             return
         if ctx.projects and not any("hypervisor" in p.provides for p in ctx.projects):
-            from stackmagic.catalog import libvirt
-
             why = libvirt.why_unavailable(ctx) or "no project provides a hypervisor"
             raise ConfigError(f"n-cpu with VIRT_DRIVER=libvirt needs libvirtd: {why} (or "
                               "disable_service n-cpu)")
@@ -251,8 +249,6 @@ class Nova(ApiService):
         for path in (self.state_path(ctx) / "keys", self.instances_path(ctx)):
             path.mkdir(parents=True, exist_ok=True)
         if cfg.is_service_enabled("n-cpu") and self.virt_driver(ctx) == "libvirt":
-            from stackmagic.catalog import libvirt
-
             # qemu runs as libvirt-qemu: libvirt hands it the disk files, not the directories
             blocked = libvirt.unreachable_by_qemu(self.instances_path(ctx))
             if blocked is not None:
@@ -289,7 +285,7 @@ class Nova(ApiService):
             (d, "instances_path", self.instances_path(ctx)),
             ("upgrade_levels", "compute", "auto"),
             ("oslo_messaging_notifications", "driver", "messagingv2"),
-            ("oslo_messaging_notifications", "transport_url", transport_url(ctx)),
+            ("oslo_messaging_notifications", "transport_url", rabbit.transport_url(ctx)),
             ("notifications", "notification_format", s.get("NOVA_NOTIFICATION_FORMAT") or "unversioned"),
             (d, "osapi_compute_workers", workers),
             (d, "metadata_workers", workers),
@@ -301,7 +297,7 @@ class Nova(ApiService):
             for key, value in (("instance_usage_audit", True), ("instance_usage_audit_period", "hour"),
                                ("notify_on_state_change", "vm_and_task_state")):
                 ctx.iniset(conf, d, key, value)
-        rpc_backend(ctx, conf)
+        rabbit.iniset_rpc_backend(ctx, conf)
         force_drive = s.get("FORCE_CONFIG_DRIVE") or "False"
         if force_drive != "False":
             ctx.iniset(conf, d, "force_config_drive", force_drive)
@@ -325,10 +321,10 @@ class Nova(ApiService):
         ctx.iniset(conf, "oslo_policy", "enforce_new_defaults", self.new_defaults(ctx))
         if s.bool("NOVA_USE_SERVICE_TOKEN", True):
             ctx.iniset(conf, "service_user", "send_service_user_token", True)
-            keystoneauth(ctx, conf, "service_user")
+            configure_keystoneauth(ctx, conf, "service_user", "nova")
         if cfg.is_service_enabled("c-api", "cinder"):
             ctx.iniset(conf, "cinder", "os_region_name", s.region_name)
-            keystoneauth(ctx, conf, "cinder")
+            configure_keystoneauth(ctx, conf, "cinder", "nova")
         if cfg.is_service_enabled("cinder"):
             # devstack's init_os_brick, and where Cinder's NFS share is mounted for n-cpu
             from stackmagic.catalog import cinder_backends
@@ -336,7 +332,7 @@ class Nova(ApiService):
             for section, key, value in cinder_backends.nova_options(ctx):
                 ctx.iniset(conf, section, key, value)
         if self.placement_client(ctx):
-            keystoneauth(ctx, conf, "placement")
+            configure_keystoneauth(ctx, conf, "placement", "nova")
         if cfg.is_service_enabled("q-svc", "neutron-api"):
             self._neutron(ctx, conf)
         if not self.superconductor(ctx):
@@ -358,7 +354,7 @@ class Nova(ApiService):
     def _neutron(self, ctx: "Context", conf: Path) -> None:
         """lib/neutron's create_nova_conf_neutron: Nova asks Neutron as the nova user."""
         s, cfg = ctx.settings, ctx.config
-        keystoneauth(ctx, conf, "neutron")
+        configure_keystoneauth(ctx, conf, "neutron", "nova")
         ctx.iniset(conf, "neutron", "region_name", s.region_name)
         if cfg.is_service_enabled("n-api-meta") and cfg.is_service_enabled(
                 "q-ovn-agent", "q-ovn-metadata-agent", "q-meta", "neutron-metadata-agent"):
@@ -382,10 +378,10 @@ class Nova(ApiService):
             ctx.iniset(conf, "DEFAULT", "compute_driver", "fake.FakeDriverWithoutFakeNodes")
             ctx.iniset(conf, "quota", "driver", "nova.quota.NoopQuotaDriver")   # no arbitrary limits
             return
-        kind, reason = libvirt_virt_type(ctx)
+        kind, reason = libvirt.virt_type(ctx)
         ctx.log(f"libvirt virt_type {kind}: {reason}")
         ctx.iniset(conf, "libvirt", "virt_type", kind)
-        for key, value in libvirt_cpu_options(ctx).items():
+        for key, value in libvirt.cpu_options(ctx).items():
             ctx.iniset(conf, "libvirt", key, value)
         ctx.iniset(conf, "DEFAULT", "pointer_model", "ps2mouse")   # no USB tablet: less QEMU CPU
         ctx.iniset(conf, "libvirt", "live_migration_uri",
@@ -401,10 +397,10 @@ class Nova(ApiService):
         ctx.iniset(conf, "database", "connection", Database.url(ctx, CELL1_DB))
         ctx.iniset(conf, "conductor", "workers", s.api_workers)
         ctx.iniset(conf, "DEFAULT", "debug", s.bool("ENABLE_DEBUG_LOG_LEVEL", True))
-        rpc_backend(ctx, conf, CELL1_DB)      # the cell's own vhost (made in init)
+        rabbit.iniset_rpc_backend(ctx, conf, "DEFAULT", CELL1_DB)      # the cell's own vhost (made in init)
         # the cell conductor asks Placement when it reschedules
         if cfg.is_service_enabled("placement-api", "placement-client"):
-            keystoneauth(ctx, conf, "placement")
+            configure_keystoneauth(ctx, conf, "placement", "nova")
         if cfg.is_service_enabled("q-svc", "neutron-api"):
             self._neutron(ctx, conf)
         self._console_proxies(ctx, conf)
@@ -430,7 +426,7 @@ class Nova(ApiService):
         if self.superconductor(ctx):
             ctx.iniset(cpu, "workarounds", "disable_group_policy_check_upcall", True)
             ctx.iniset(cpu, "filter_scheduler", "track_instance_changes", False)
-            rpc_backend(ctx, cpu, CELL1_DB)
+            rabbit.iniset_rpc_backend(ctx, cpu, "DEFAULT", CELL1_DB)
         from stackmagic import ini
 
         ini.inidelete(cpu, "database", "connection")
@@ -453,7 +449,7 @@ class Nova(ApiService):
 
             ctx.iniset(cpu, "os_vif_ovs", "ovsdb_connection", openvswitch.ovsdb_connection(ctx))
         if self.virt_driver(ctx) == "libvirt":
-            if libvirt_virt_type(ctx)[0] == "qemu":       # bug #1939108
+            if libvirt.virt_type(ctx)[0] == "qemu":       # bug #1939108
                 ctx.iniset(cpu, "workarounds", "libvirt_disable_apic", True)
             if s.int("NOVA_LIBVIRT_TB_CACHE_SIZE", 0) > 0:
                 ctx.iniset(cpu, "libvirt", "tb_cache_size", s.int("NOVA_LIBVIRT_TB_CACHE_SIZE"))
@@ -478,7 +474,7 @@ class Nova(ApiService):
         for db in (API_DB, CELL0_DB, CELL1_DB):
             Database.create(ctx, db)
         if self.superconductor(ctx):
-            add_vhost(ctx, CELL1_DB)
+            rabbit.add_vhost(ctx, CELL1_DB)
         # the three schemas side by side (each a nova-manage of its own, as devstack's async_run)
         with ThreadPoolExecutor(max_workers=3) as pool:
             jobs = [pool.submit(self.nova_manage, ctx, [conf], "api_db", "sync"),
@@ -682,8 +678,6 @@ class Nova(ApiService):
         start ("My hypervisor has existing instances")."""
         if not ctx.config.is_service_enabled("n-cpu") or self.virt_driver(ctx) != "libvirt":
             return
-        from stackmagic.catalog import libvirt
-
         prefix = ctx.settings.get("INSTANCE_NAME_PREFIX") or "instance-"
         for name in libvirt.remove_domains(ctx, prefix):
             ctx.log(f"removed the guest {name} from libvirt (destroyed and undefined)")
@@ -705,47 +699,5 @@ class PlacementClient(Project):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def keystoneauth(ctx: "Context", conf: Path, section: str, user: str = "nova") -> None:
-    """devstack's configure_keystoneauth, as the nova user unless said otherwise."""
-    configure_keystoneauth(ctx, conf, section, user)
-
-
-def transport_url(ctx: "Context", vhost: str = "") -> str:
-    """The message bus URL (catalog/rabbit.py), on ``vhost`` when given (a cell's own)."""
-    from stackmagic.catalog import rabbit
-
-    return rabbit.transport_url(ctx, vhost)
-
-
-def rpc_backend(ctx: "Context", conf: Path, vhost: str = "") -> None:
-    """devstack's iniset_rpc_backend nova <conf> DEFAULT [vhost]."""
-    from stackmagic.catalog import rabbit
-
-    rabbit.iniset_rpc_backend(ctx, conf, "DEFAULT", vhost)
-
-
-def add_vhost(ctx: "Context", vhost: str) -> None:
-    """devstack's rpc_backend_add_vhost: ``vhost`` on this stack's broker, RABBIT_USERID may use it."""
-    from stackmagic.catalog import rabbit
-
-    ctl = rabbit.tool(ctx, "rabbitmqctl")
-    ctx.run(ctl, "add_vhost", vhost, timeout=120)           # one that exists is no error
-    user = ctx.settings.get("RABBIT_USERID") or "stackrabbit"
-    ctx.run(ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*", timeout=120)
-
-
-def libvirt_virt_type(ctx: "Context") -> tuple[str, str]:
-    """(virt_type, why): catalog/libvirt.py's KVM probe (imported only for VIRT_DRIVER=libvirt)."""
-    from stackmagic.catalog import libvirt
-
-    return libvirt.virt_type(ctx)
-
-
-def libvirt_cpu_options(ctx: "Context") -> dict[str, str]:
-    from stackmagic.catalog import libvirt
-
-    return libvirt.cpu_options(ctx)
-
-
 def _tf(value: bool) -> str:
     return "true" if value else "false"

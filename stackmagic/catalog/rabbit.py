@@ -337,3 +337,11 @@ def _stop_strays(ctx: "Context") -> None:
         if holder and holder[0] and _ours(ctx, holder[0]):
             ctx.log(f"stopping pid {holder[0]} ({holder[1][:60]}), left on {setting}")
             stop_pid(holder[0], 30)
+
+
+def add_vhost(ctx: "Context", vhost: str) -> None:
+    """devstack's rpc_backend_add_vhost: ``vhost`` on this stack's broker, RABBIT_USERID may use it."""
+    ctl = tool(ctx, "rabbitmqctl")
+    ctx.run(ctl, "add_vhost", vhost, timeout=120)           # one that exists is no error
+    user = ctx.settings.get("RABBIT_USERID") or "stackrabbit"
+    ctx.run(ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*", timeout=120)

@@ -20,13 +20,12 @@ that use it, :func:`url` (``redis://127.0.0.1:<port>``).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from stackmagic.catalog.base import Process, Project
-from stackmagic.catalog.system_user import own_data_dir
+from stackmagic.catalog.system_user import own_data_dir, run_as
 from stackmagic.errors import StackError
 from stackmagic.health import CommandCheck
 
@@ -57,10 +56,6 @@ def ping(ctx: "Context") -> CommandCheck:
     return CommandCheck((CLI, "-h", LOOPBACK, "-p", str(port(ctx)), "-e", "ping"))
 
 
-def _run_as() -> str | None:
-    return SYSTEM_USER if os.geteuid() == 0 else None
-
-
 class Redis(Project):
     name = "redis"
     services = {"redis": "Redis key-value server (Zaqar's message store)"}
@@ -74,7 +69,7 @@ class Redis(Project):
             raise StackError(f"{SERVER} is missing: install Debian's redis-server "
                              "(apt-get install -y redis-server)")
         path = data_dir(ctx)
-        own_data_dir(path, _run_as(), "redis-server", "Redis")
+        own_data_dir(path, run_as(SYSTEM_USER), "redis-server", "Redis")
         text = "".join(f"{key} {value}\n" for key, value in (
             ("bind", LOOPBACK), ("port", port(ctx)), ("protected-mode", "yes"),
             ("daemonize", "no"), ("supervised", "no"), ("logfile", '""'),
@@ -87,7 +82,7 @@ class Redis(Project):
         path = data_dir(ctx)
         yield Process("redis", [SERVER, str(path / "redis.conf")], cwd=path, health=ping(ctx),
                       endpoint=url(ctx), host=LOOPBACK, port=port(ctx), timeout=30,
-                      user=_run_as(), stop_timeout=20)
+                      user=run_as(SYSTEM_USER), stop_timeout=20)
 
     def cleanup(self, ctx: "Context") -> None:
         shutil.rmtree(data_dir(ctx), ignore_errors=True)

@@ -12,6 +12,12 @@ from pathlib import Path
 from stackmagic.errors import StackError
 
 
+def run_as(account: str) -> str | None:
+    """The user a Debian server runs as: its package's system ``account`` when root starts it
+    (as the package's own unit would), else the current user (None)."""
+    return account if os.geteuid() == 0 else None
+
+
 def require_account(user: str, package: str) -> None:
     """Raise, naming the package that makes it, if there is no account ``user``."""
     try:

@@ -15,8 +15,8 @@ plugin's settings enable, ``zaqar-wsgi`` and ``zaqar-websocket``, and its URL an
 
 configure writes zaqar.conf as configure_zaqar: Keystone tokens (keystone_authtoken), the
 trustee (the zaqar user), ``unreliable`` and ``admin_mode``, the notifier pipeline, the
-websocket transport's address, a signing key for pre-signed URLs (generated once here; the
-plugin writes a fixed string), and the two stores; accounts are create_zaqar_accounts': the
+websocket transport's address, a signing key for pre-signed URLs (``ZAQAR_SIGNED_URL_SECRET_KEY``,
+generated once and kept with the passwords; the plugin writes a fixed string), and the two stores; accounts are create_zaqar_accounts': the
 zaqar service user, ``messaging`` and ``messaging-websocket`` endpoints. tempest.conf gets
 ``[service_available] zaqar = True`` (the option zaqar-tempest-plugin reads), and Tempest's venv
 gets zaqar-tempest-plugin, as the plugin's install_zaqartempest.
@@ -37,15 +37,13 @@ MongoDB in 4.2, Ceilometer stopped using MongoDB, and Zaqar here keeps its messa
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from stackmagic import identity, ini
+from stackmagic import identity
 from stackmagic.catalog import redis
 from stackmagic.catalog.api_service import ApiService
 from stackmagic.catalog.base import Need, Process
-from stackmagic.errors import ConfigError
 from stackmagic.health import PortCheck
 
 if TYPE_CHECKING:
@@ -85,22 +83,22 @@ class Zaqar(ApiService):
     requires = (*ApiService.requires, Need("redis", before="start"))
 
     # -- what this machine runs ---------------------------------------------------------------
-    def backend(self, ctx: "Context") -> str:
-        """ZAQAR_BACKEND (``redis`` unless set); a value this recipe cannot run is refused."""
-        chosen = ctx.settings.get("ZAQAR_BACKEND") or BACKEND
-        if chosen != BACKEND:
-            why = REFUSED.get(chosen, "Zaqar's plugin knows mongodb, redis and swift")
-            raise ConfigError(f"ZAQAR_BACKEND={chosen} cannot run here: {why}. Remove the setting "
-                              f"(or set ZAQAR_BACKEND={BACKEND}): messages then go to Redis from "
-                              "Debian's redis-server, queues' metadata to the stack's database.")
-        return chosen
+    @classmethod
+    def setting_problems(cls, values) -> list[tuple[str, str]]:
+        """ZAQAR_BACKEND (``redis`` unless set): another value cannot run here."""
+        chosen = values.get("ZAQAR_BACKEND") or BACKEND
+        if chosen == BACKEND:
+            return []
+        why = REFUSED.get(chosen, "Zaqar's plugin knows mongodb, redis and swift")
+        return [("ZAQAR_BACKEND", f"ZAQAR_BACKEND={chosen} cannot run here: {why}. Remove the setting "
+                                  f"(or set ZAQAR_BACKEND={BACKEND}): messages then go to Redis from "
+                                  "Debian's redis-server, queues' metadata to the stack's database")]
 
     def plan_notes(self, ctx: "Context") -> list[str]:
-        try:
-            self.backend(ctx)
-        except ConfigError as err:
-            return [f"zaqar: {err}"]
-        return [f"zaqar: messages in Redis (Debian's redis-server, started here on "
+        renamed = ctx.config.renamed.get("zaqar-server")
+        said = [f"zaqar: the seed post's zaqar-server runs as {' and '.join(renamed)} (the plugin's "
+                "names for its two servers since 2015)"] if renamed else []
+        return [*said, f"zaqar: messages in Redis (Debian's redis-server, started here on "
                 f"{redis.url(ctx)}), queues' metadata in SQLAlchemy on the stack's "
                 f"{ctx.settings.database_type} database, because the plugin's default "
                 f"store, MongoDB, has no Debian 12 package (ZAQAR_BACKEND={BACKEND})"]
@@ -111,15 +109,13 @@ class Zaqar(ApiService):
     # -- lifecycle ------------------------------------------------------------------------
     def configure(self, ctx: "Context") -> None:
         """devstack's configure_zaqar, with the redis store."""
-        self.backend(ctx)
         super().configure(ctx)
         conf, s = self.conf(ctx), ctx.settings
-        key = ini.iniget(conf, "signed_url", "secret_key") or secrets.token_hex(20)
         listen = s.get("SERVICE_LISTEN_ADDRESS") or s.service_host
         for section, option, value in (
             ("DEFAULT", "unreliable", True), ("DEFAULT", "admin_mode", True),
             ("DEFAULT", "pooling", False),
-            ("signed_url", "secret_key", key),
+            ("signed_url", "secret_key", s["ZAQAR_SIGNED_URL_SECRET_KEY"]),
             ("storage", "message_pipeline", "zaqar.notification.notifier"),
             ("drivers", "transport", "websocket"),
             ("drivers:transport:websocket", "bind", listen),
@@ -137,7 +133,6 @@ class Zaqar(ApiService):
         ctx.write_file(ctx.conf_dir(self.name) / f"{APP_MODULE}.py", application_module(conf))
 
     def processes(self, ctx: "Context") -> Iterable[Process]:
-        self.backend(ctx)
         yield from super().processes(ctx)
         if ctx.config.is_service_enabled("zaqar-websocket"):
             s, port = ctx.settings, self.websocket_port(ctx)

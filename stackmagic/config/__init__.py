@@ -56,8 +56,9 @@ class Config:
     layout: str = "ovn"
     #: services the localrc enables that the layout keeps from starting -> why (not in enabled)
     set_aside: dict[str, str] = field(default_factory=dict)
-    #: devstack's neutron-* names the localrc enables -> the q- name each runs as
-    renamed: dict[str, str] = field(default_factory=dict)
+    #: names the localrc enables that run as others -> what each runs as (devstack's neutron-*
+    #: names -> their q- name; the seed post's zaqar-server -> zaqar-wsgi, zaqar-websocket)
+    renamed: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def is_service_enabled(self, *names: str) -> bool:
         """True if any of ``names`` is enabled (group names such as ``nova`` included)."""
@@ -118,28 +119,31 @@ def load_config(
     )
     merges = _merges(evaluation, split, specs, source.localconf_name, warnings)
     enabled = services.parse_service_list(evaluation.values.get("ENABLED_SERVICES", ""))
-    enabled += _plugin_recipes(evaluation, enabled)
+    # the localrc's values with what enable_plugin lines for the catalog's recipes add
+    added, values = _plugin_recipes(evaluation, enabled)
+    enabled += added
     warnings += evaluation.warnings
     warnings += _check_services(enabled, evaluation, localrc_text, localrc_name, set(extra_services))
-    warnings += _check_dirs(evaluation.values, evaluation.user, localrc_name)
-    validate.check_values(evaluation.values, file=localrc_name, text=localrc_text)
+    warnings += _check_dirs(values, evaluation.user, localrc_name)
+    validate.check_values(values, file=localrc_name, text=localrc_text)
     for plugin in evaluation.plugins:
         where = evaluation.plugin_lines.get(plugin.name)
         validate.check_name("plugin", plugin.name, file=where.file if where else localrc_name,
                             line=(where.line or None) if where else None)
     for service in enabled:
         validate.check_name("service", service, file=localrc_name, line=_line_of(service, localrc_text))
-    settings = Settings(evaluation.values, evaluation.user)
+    settings = Settings(values, evaluation.user)
     validate.check_places(settings, file=localrc_name)
-    enabled, renamed = layouts.q_names(enabled)
-    layout, set_aside = layouts.neutron_layout(evaluation.values, enabled, localrc_name)
+    disabled = services.parse_service_list(values.get("DISABLED_SERVICES", ""))
+    enabled, renamed = layouts.run_names(enabled, disabled)
+    layout, set_aside = layouts.neutron_layout(values, enabled, localrc_name)
     return Config(
         settings=settings,
         enabled=[s for s in enabled if s not in set_aside],
         layout=layout,
         set_aside=set_aside,
         renamed=renamed,
-        disabled=services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", "")),
+        disabled=disabled,
         plugins=evaluation.plugins,
         merges=merges,
         warnings=warnings,
@@ -293,16 +297,18 @@ def _line_of(word: str, text: str) -> int | None:
     return None
 
 
-def _plugin_recipes(evaluation: Evaluation, enabled: list[str]) -> list[str]:
-    """``enable_plugin NAME URL [REF]`` for a plugin the catalog has a recipe for: URL and REF
-    become the project's ``<PROJECT>_REPO`` and ``_BRANCH`` (unless the localrc set them), and
-    the services the plugin's settings enable are returned, less those the localrc disabled."""
+def _plugin_recipes(evaluation: Evaluation, enabled: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``enable_plugin NAME URL [REF]`` for a plugin the catalog has a recipe for: the services
+    the plugin's settings enable, less those the localrc disabled; and the localrc's values with
+    URL and REF as the project's ``<PROJECT>_REPO`` and ``_BRANCH`` (unless the localrc set
+    them) and those services in ENABLED_SERVICES (a new dict: the evaluation stays as read)."""
     from stackmagic.catalog import plugin_recipes
     from stackmagic.config.settings import _project_prefix
 
     recipes = plugin_recipes()
     disabled = set(services.parse_service_list(evaluation.values.get("DISABLED_SERVICES", "")))
     added: list[str] = []
+    values = dict(evaluation.values)
     for plugin in evaluation.plugins:
         recipe = recipes.get(plugin.name)
         if recipe is None:
@@ -310,12 +316,12 @@ def _plugin_recipes(evaluation: Evaluation, enabled: list[str]) -> list[str]:
         prefix = _project_prefix(recipe.name)
         for key, value in ((f"{prefix}_REPO", plugin.url), (f"{prefix}_BRANCH", plugin.ref)):
             if value and key not in evaluation.user:
-                evaluation.values[key] = value
+                values[key] = value
         added += [s for s in recipe.plugin_services
                   if s not in enabled and s not in added and s not in disabled]
     if added:
-        evaluation.values["ENABLED_SERVICES"] = ",".join([*enabled, *added])
-    return added
+        values["ENABLED_SERVICES"] = ",".join([*enabled, *added])
+    return added, values
 
 
 def _check_services(enabled: list[str], evaluation: Evaluation, text: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from stackmagic import services
+from stackmagic.catalog import names
 from stackmagic.errors import ConfigError
 
 #: the agent layout's services (the q- names come from Neutron's first name, Quantum)
@@ -28,11 +29,14 @@ OVN_ONLY = ("ovn-northd", "ovn-controller", "q-ovn-agent")
 OVN, OPENVSWITCH = "ovn", "openvswitch"
 
 
-def q_names(enabled: list[str]) -> tuple[list[str], dict[str, str]]:
-    """``enabled`` with devstack's neutron-* names replaced by the q- names they run as, and
-    {new name: q- name} for those replaced."""
-    renamed = {s: NEW_NAMES[s] for s in enabled if s in NEW_NAMES}
-    return list(dict.fromkeys(NEW_NAMES.get(s, s) for s in enabled)), renamed
+def run_names(enabled: list[str], disabled: list[str]) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """``enabled`` with the names that run as others replaced by those (devstack's neutron-*
+    names by the q- names; the seed post's old names by their successors, :data:`names.RUNS_AS`,
+    less what the localrc disabled), and {name: what it runs as} for those replaced."""
+    table = {**{new: (q,) for new, q in NEW_NAMES.items()}, **names.RUNS_AS}
+    renamed = {s: tuple(r for r in table[s] if r not in disabled) for s in enabled if s in table}
+    out = [r for s in enabled for r in renamed.get(s, (s,))]
+    return list(dict.fromkeys(out)), renamed
 
 
 def neutron_layout(values: Mapping[str, str], enabled: list[str], file: str) -> tuple[str, dict[str, str]]:

@@ -107,10 +107,7 @@ def _secret_lines(name: str, value: str) -> str | None:
     return None
 
 
-def _key_length(name: str, value: str) -> str | None:
-    from stackmagic.passwords import KEYS
-
-    length, why, _group = KEYS[name]
+def _key_length(name: str, value: str, length: int, why: str) -> str | None:
     if not value or len(value) == length:
         return None
     return (f"{name} has {len(value)} characters; it must have exactly {length} ({why}): "
@@ -137,11 +134,16 @@ def _problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
         found.append((name, _address(name, value, hostname_ok=name in HOSTS)))
     for name, least in NUMBERS.items():
         found.append((name, _number(name, values.get(name, ""), least)))
-    from stackmagic.passwords import KEYS
+    from stackmagic.passwords import KEPT
 
-    for name in KEYS:
-        found.append((name, _key_length(name, values.get(name, ""))))
+    for name, kept in KEPT.items():
+        if kept.length:
+            found.append((name, _key_length(name, values.get(name, ""), kept.length, kept.why)))
     found.append(("RELEASE_SERIES", _series(values.get("RELEASE_SERIES", ""))))
+    from stackmagic.catalog import builtin_projects
+
+    for project in builtin_projects():
+        found += project.setting_problems(values)
     return [(name, message) for name, message in found if message]
 
 

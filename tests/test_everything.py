@@ -1,0 +1,167 @@
+"""Heat beside the default set, then the seed post's "everything" localrc, for real (issue 13), on
+the session's default cloud (tests/default_cloud.py) after test_agents turned it to the agent
+layout — each stacked again, no ``clean``:
+
+- the defaults with Swift and ``enable_plugin heat``: back on OVN (the agents, their namespaces
+  and br-tun gone, a guest reached), Swift and Heat run, and demo's template with a server, a
+  Cinder volume attached to it and a Swift container reaches CREATE_COMPLETE (each resource
+  checked through its own API); deleting the stack takes all three away;
+- the post's own lines (``stackmagic/samples/blog-everything.localrc``; Cinder's backing file
+  kept at the defaults' size, since the post's 16M cannot hold a volume): what still exists
+  upstream runs — Swift's four servers, Trove's three, Zaqar (the post's ``zaqar-server`` runs as
+  ``zaqar-wsgi`` + ``zaqar-websocket``), Tempest — beside the whole default set; Heat stops,
+  as the post's last line disables it; what is gone upstream (Sahara, ceilometer-collector /
+  -api) is explained in warnings and runs nothing;
+- Swift stores an object for demo and gives it back; a Zaqar queue takes a message and gives
+  the same body back on a claim (test_trove then checks Trove on this stack).
+
+test_compute's last test then unstacks the everything stack (and checks that no swift-,
+zaqar- or redis process, nor any other, stays). Root only; slow.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import yaml
+
+from tests.conftest import sdk_connection, wait_until
+from tests.default_cloud import assert_layout, engine_for, restack
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="libvirtd and Open vSwitch run as root")]
+
+SWIFT = {"s-proxy", "s-object", "s-container", "s-account"}
+ZAQAR = {"zaqar-wsgi", "zaqar-websocket", "redis"}
+HEAT = {"h-api", "h-api-cfn", "h-eng"}
+TROVE = {"tr-api", "tr-tmgr", "tr-cond"}
+
+
+def healthy(engine) -> dict:
+    status = {s.service: s for s in engine.status()}
+    assert not {n: s.detail for n, s in status.items() if not s.healthy}
+    return status
+
+
+#: a server on ``private``, a volume attached to it, a container: three services' resources
+TEMPLATE = """
+heat_template_version: "2021-04-16"
+parameters:
+  image: {type: string}
+  flavor: {type: string}
+  network: {type: string}
+  container_name: {type: string}
+resources:
+  server:
+    type: OS::Nova::Server
+    properties:
+      image: {get_param: image}
+      flavor: {get_param: flavor}
+      networks: [{network: {get_param: network}}]
+  volume:
+    type: OS::Cinder::Volume
+    properties: {size: 1}
+  attachment:
+    type: OS::Cinder::VolumeAttachment
+    properties: {instance_uuid: {get_resource: server}, volume_id: {get_resource: volume}}
+  container:
+    type: OS::Swift::Container
+    properties: {name: {get_param: container_name}}
+outputs:
+  server: {value: {get_resource: server}}
+  volume: {value: {get_resource: volume}}
+"""
+
+
+def test_back_to_ovn_with_swift_and_heat_and_a_guest_is_reached(default_cloud):
+    from stackmagic import guestcheck
+
+    engine = restack(default_cloud, "heat")
+    assert_layout(engine, agents=False)
+    assert HEAT | SWIFT <= set(healthy(engine))
+    found = guestcheck.run(engine)
+    assert found["ok"], found
+
+
+def test_a_template_with_a_server_a_volume_and_a_container_completes(default_cloud):
+    from stackmagic.guestcheck import _spec
+
+    spec = _spec(engine_for(default_cloud), "unused", 60)
+    container = f"heat-{uuid.uuid4().hex[:8]}"
+    with sdk_connection(default_cloud["root"], "devstack") as demo:
+        orch = demo.orchestration
+        made = orch.create_stack(name="everything", template=yaml.safe_load(TEMPLATE), parameters={
+            "image": spec["image"], "flavor": spec["flavor"], "network": spec["network"],
+            "container_name": container})
+        assert wait_until(lambda: orch.get_stack(made.id).status != "CREATE_IN_PROGRESS", 600)
+        done = orch.get_stack(made.id)
+        assert done.status == "CREATE_COMPLETE", done.status_reason
+        out = {o["output_key"]: o["output_value"] for o in done.outputs}
+        assert demo.compute.get_server(out["server"]).status == "ACTIVE"
+        volume = demo.block_storage.get_volume(out["volume"])
+        assert volume.status == "in-use"
+        assert [a["server_id"] for a in volume.attachments] == [out["server"]]
+        assert container in [c.name for c in demo.object_store.containers()]
+
+        orch.delete_stack(made.id)
+
+        def gone() -> bool:
+            found = orch.find_stack(made.id, ignore_missing=True)
+            return found is None or found.status in ("DELETE_COMPLETE", "DELETE_FAILED")
+        assert wait_until(gone, 600)
+        found = orch.find_stack(made.id, ignore_missing=True)
+        assert found is None or found.status == "DELETE_COMPLETE", found.status_reason
+        assert demo.compute.find_server(out["server"], ignore_missing=True) is None
+        assert demo.block_storage.find_volume(out["volume"], ignore_missing=True) is None
+        assert container not in [c.name for c in demo.object_store.containers()]
+
+
+def test_the_posts_everything_runs_what_still_exists_beside_the_default_set(default_cloud):
+    engine = restack(default_cloud, "everything")
+    status = healthy(engine)
+    assert SWIFT | ZAQAR | TROVE | {"n-cpu", "c-vol", "q-ovn-agent", "horizon"} <= set(status)
+    assert not HEAT & set(engine.tmux.running())        # its last line: disable_service heat ...
+    said = "\n".join(engine.config.warnings)
+    for gone in ("sahara", "ceilometer-collector", "ceilometer-api", "zaqar-server"):
+        assert f"{gone} (retired)" in said
+    assert "sahara" not in engine.tmux.running()
+
+
+def test_swift_keeps_demos_object(default_cloud):
+    with sdk_connection(default_cloud["root"], "devstack") as demo:
+        store = demo.object_store
+        name, body = f"everything-{uuid.uuid4().hex[:8]}", os.urandom(4096)
+        store.create_container(name=name)
+        store.upload_object(container=name, name="blob", data=body)
+        assert store.download_object("blob", container=name) == body
+        store.delete_object("blob", container=name)
+        store.delete_container(name)
+
+
+def test_a_zaqar_queue_gives_back_its_message(default_cloud):
+    import requests
+
+    with sdk_connection(default_cloud["root"], "devstack") as demo:
+        url = demo.session.get_endpoint(service_type="messaging", interface="public") + "/v2"
+        headers = {"X-Auth-Token": demo.session.get_token(), "Client-ID": str(uuid.uuid4())}
+    queue = f"{url}/queues/everything"
+    assert requests.put(queue, headers=headers, json={}, timeout=30).status_code == 201
+    body = {"from": "the post's everything localrc", "n": 13}
+    posted = requests.post(f"{queue}/messages", headers=headers, timeout=30,
+                           json={"messages": [{"ttl": 300, "body": body}]})
+    assert posted.status_code == 201, posted.text
+    claimed = requests.post(f"{queue}/claims", headers=headers, json={"ttl": 60, "grace": 60}, timeout=30)
+    assert claimed.status_code == 201, claimed.text
+    assert [m["body"] for m in claimed.json()["messages"]] == [body]
+    assert requests.delete(queue, headers=headers, timeout=30).status_code == 204
+
+
+def test_a_second_stack_with_nothing_changed_restarts_nothing(default_cloud):
+    """The post's RECLONE=yes fetches and resets every checkout on each run (its clone steps
+    always run), and nothing else does when the code did not change."""
+    again = engine_for(default_cloud).stack()
+    assert {r.step.partition(" ")[0] for r in again.ran} <= {"clone"}, [r.step for r in again.ran]
+    assert all(s.healthy for s in again.services)
+    print(f"\neverything stack: nothing-changed re-run {again.seconds:.1f} s ({len(again.ran)} clone steps)")
