@@ -66,7 +66,7 @@ from stackmagic import identity, ini
 from stackmagic.catalog import memcached, rabbit, redis
 from stackmagic.catalog.api_service import configure_keystoneauth
 from stackmagic.catalog.base import Need, Process, Project
-from stackmagic.catalog.gnocchi import Gnocchi, backends
+from stackmagic.catalog.gnocchi import Gnocchi, backends, backends_of
 from stackmagic.errors import ConfigError
 from stackmagic.health import CommandCheck
 
@@ -101,13 +101,34 @@ def emit_notifications(ctx: "Context", conf: Path) -> None:
 
 
 def _interval(ctx: "Context") -> int | None:
+    problem = _interval_problem(ctx.settings)
+    if problem:
+        raise ConfigError(problem)
     value = (ctx.settings.get("CEILOMETER_PIPELINE_INTERVAL") or "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"CEILOMETER_PIPELINE_INTERVAL={value!r}: give the seconds between two "
-                          "polls as a whole number (at least 1), or leave it unset for 300")
-    return int(value)
+    return int(value) if value else None
+
+
+def _interval_problem(values) -> str | None:
+    value = (values.get("CEILOMETER_PIPELINE_INTERVAL") or "").strip()
+    if value and (not value.isdigit() or int(value) < 1):
+        return (f"CEILOMETER_PIPELINE_INTERVAL={value!r}: give the seconds between two polls as a "
+                "whole number (at least 1), or leave it unset for 300")
+    return None
+
+
+def _backends_problem(values) -> str | None:
+    """What is wrong with CEILOMETER_BACKENDS (and CEILOMETER_BACKEND), with what to set."""
+    chosen = backends_of(values)
+    for name in chosen:
+        if name in REFUSED or (name not in PUBLISHERS and name != "none"):
+            why = REFUSED.get(name, "the ceilometer plugin knows gnocchi, sg-core and none")
+            return (f"CEILOMETER_BACKENDS names {name!r}, which cannot run here: {why}. Set "
+                    "CEILOMETER_BACKENDS=gnocchi (the plugin's default: Gnocchi stores the measures) "
+                    "or CEILOMETER_BACKENDS=none.")
+    if "none" in chosen and len(chosen) > 1:
+        return (f"CEILOMETER_BACKENDS={','.join(chosen)}: 'none' cannot go with another backend; "
+                "name one of them")
+    return None
 
 
 class Ceilometer(Project):
@@ -143,19 +164,20 @@ class Ceilometer(Project):
     def data_dir(self, ctx: "Context") -> Path:
         return ctx.settings.data_dir / "ceilometer"
 
+    @classmethod
+    def setting_problems(cls, values) -> list[tuple[str, str]]:
+        """CEILOMETER_BACKENDS and CEILOMETER_PIPELINE_INTERVAL, checked when the configuration
+        is read."""
+        found = [("CEILOMETER_BACKENDS", _backends_problem(values)),
+                 ("CEILOMETER_PIPELINE_INTERVAL", _interval_problem(values))]
+        return [(name, problem) for name, problem in found if problem]
+
     def backends(self, ctx: "Context") -> list[str]:
         """CEILOMETER_BACKENDS; one this recipe cannot run is refused, with what to set."""
-        chosen = backends(ctx)
-        for name in chosen:
-            if name in REFUSED or (name not in PUBLISHERS and name != "none"):
-                why = REFUSED.get(name, "the ceilometer plugin knows gnocchi, sg-core and none")
-                raise ConfigError(f"CEILOMETER_BACKENDS names {name!r}, which cannot run here: {why}. "
-                                  "Set CEILOMETER_BACKENDS=gnocchi (the plugin's default: Gnocchi "
-                                  "stores the measures) or CEILOMETER_BACKENDS=none.")
-        if "none" in chosen and len(chosen) > 1:
-            raise ConfigError(f"CEILOMETER_BACKENDS={','.join(chosen)}: 'none' cannot go with another "
-                              "backend; name one of them")
-        return chosen
+        problem = _backends_problem(ctx.settings)
+        if problem:
+            raise ConfigError(problem)
+        return backends(ctx)
 
     def enabled_services(self, ctx: "Context") -> list[str]:
         """The enabled agents that run here (the compute agent only beside n-cpu on libvirt)."""

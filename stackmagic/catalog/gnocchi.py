@@ -59,9 +59,14 @@ METRICD_GROUP = "gnocchi-processing"
 def backends(ctx: "Context") -> list[str]:
     """The ceilometer plugin's CEILOMETER_BACKENDS (with CEILOMETER_BACKEND added), ``gnocchi``
     when both are empty."""
-    s = ctx.settings
-    names = [b.strip() for b in (s.get("CEILOMETER_BACKENDS") or "").split(",") if b.strip()]
-    single = (s.get("CEILOMETER_BACKEND") or "").strip()
+    return backends_of(ctx.settings)
+
+
+def backends_of(values) -> list[str]:
+    """:func:`backends` from anything with ``get(name)`` (the settings, or the values the
+    configuration is checked with)."""
+    names = [b.strip() for b in (values.get("CEILOMETER_BACKENDS") or "").split(",") if b.strip()]
+    single = (values.get("CEILOMETER_BACKEND") or "").strip()
     if single and single not in names:
         names.append(single)
     return names or ["gnocchi"]
