@@ -18,6 +18,7 @@ heat       starts with ``h-`` (the heat plugin's ``is_heat_enabled``)
 keystone   is ``key``
 placement  starts with ``placement-api``
 zaqar      starts with ``zaqar`` (the zaqar plugin's ``is_zaqar_enabled``)
+ceilometer starts with ``ceilometer-`` (the ceilometer plugin's ``is_ceilometer_enabled``)
 ========== ==================================================
 
 and two legacy rules: ``s-*`` is enabled when ``swift`` is listed, and
@@ -39,6 +40,7 @@ GROUP_PREFIXES: dict[str, tuple[str, ...]] = {
     "heat": ("h-",),
     "placement": ("placement-api",),
     "zaqar": ("zaqar",),
+    "ceilometer": ("ceilometer-",),
 }
 
 #: Group name -> the one exact name that makes it true.

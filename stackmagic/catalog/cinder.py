@@ -48,6 +48,7 @@ from stackmagic import identity
 from stackmagic.catalog import cinder_backends as cb
 from stackmagic.catalog.api_service import ApiService, configure_authtoken, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process
+from stackmagic.catalog.ceilometer import emit_notifications
 from stackmagic.errors import ConfigError
 from stackmagic.health import CommandCheck
 from stackmagic.verify import Listing
@@ -221,6 +222,7 @@ class Cinder(ApiService):
         from stackmagic.catalog import rabbit
 
         rabbit.iniset_rpc_backend(ctx, conf)
+        emit_notifications(ctx, conf)
         if cfg.is_service_enabled("g-api"):
             port = s.int("GLANCE_SERVICE_PORT", 9292)
             ctx.iniset(conf, d, "glance_api_servers", ctx.url(port))

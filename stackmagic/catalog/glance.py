@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from stackmagic import images
 from stackmagic.catalog.api_service import ApiService
+from stackmagic.catalog.ceilometer import emit_notifications
 from stackmagic.verify import Listing
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Glance(ApiService):
         ctx.iniset(conf, "os_glance_staging_store", "filesystem_store_datadir", data / "os_glance_staging_store")
         ctx.iniset(conf, "os_glance_tasks_store", "filesystem_store_datadir", data / "os_glance_tasks_store")
         ctx.iniset(conf, "oslo_concurrency", "lock_path", data / "locks")
+        emit_notifications(ctx, conf)
         src = self.source_dir(ctx) / "etc"
         for name in ("glance-api-paste.ini", "schema-image.json"):
             if (src / name).exists():

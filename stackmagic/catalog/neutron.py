@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process
+from stackmagic.catalog.ceilometer import emit_notifications
 from stackmagic.catalog.wsgi import gunicorn
 from stackmagic.config.layout import NEW_NAMES
 from stackmagic.errors import ConfigError
@@ -244,6 +245,7 @@ class Neutron(ApiService):
         ):
             ctx.iniset(conf, d, key, value)
         ctx.iniset(conf, "oslo_concurrency", "lock_path", state / "lock")
+        emit_notifications(ctx, conf)
         ctx.iniset(conf, "ovs", "igmp_snooping_enable", s.bool("OVN_IGMP_SNOOPING_ENABLE", False))
         ctx.iniset(conf, "oslo_policy", "enforce_new_defaults",
                    s.bool("NEUTRON_ENFORCE_NEW_DEFAULTS", True))

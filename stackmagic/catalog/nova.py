@@ -293,6 +293,10 @@ class Nova(ApiService):
             (d, "graceful_shutdown_timeout", s.int("SERVICE_GRACEFUL_SHUTDOWN_TIMEOUT", 5)),
         ):
             ctx.iniset(conf, section, key, value)
+        if ctx.config.is_service_enabled("ceilometer"):     # lib/nova's block for Ceilometer
+            for key, value in (("instance_usage_audit", True), ("instance_usage_audit_period", "hour"),
+                               ("notify_on_state_change", "vm_and_task_state")):
+                ctx.iniset(conf, d, key, value)
         rabbit.iniset_rpc_backend(ctx, conf)
         force_drive = s.get("FORCE_CONFIG_DRIVE") or "False"
         if force_drive != "False":

@@ -93,7 +93,8 @@ function __sm_any_prefix {
 # a group name (nova=n-*, glance=g-*, cinder=c-*, neutron=q-*|neutron-*,
 # swift=s-* and s-* when "swift" is listed, trove=tr-*, heat=h-* (the heat
 # plugin's is_heat_enabled), keystone=key, placement=placement-api*, zaqar=zaqar*
-# (the zaqar plugin's is_zaqar_enabled), n-cpu-* when n-cpu is listed).
+# (the zaqar plugin's is_zaqar_enabled), ceilometer=ceilometer-* (the ceilometer
+# plugin's is_ceilometer_enabled), n-cpu-* when n-cpu is listed).
 function is_service_enabled {
     local service
     for service in $@; do
@@ -109,6 +110,7 @@ function is_service_enabled {
             keystone) __sm_in_list key "$ENABLED_SERVICES" && return 0 ;;
             placement) __sm_any_prefix placement-api && return 0 ;;
             zaqar) __sm_any_prefix zaqar && return 0 ;;
+            ceilometer) __sm_any_prefix ceilometer- && return 0 ;;
             n-cpu-*) __sm_any_prefix n-cpu && return 0 ;;
             s-*) __sm_any_prefix swift && return 0 ;;
         esac
