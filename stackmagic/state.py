@@ -90,6 +90,9 @@ class State:
         except (ValueError, TypeError, AttributeError) as err:
             self.damaged = _why(err)
             return
+        # in the order they started (the file is written with sorted keys): unstack stops them in
+        # reverse, the services before the database and message servers they use
+        processes = dict(sorted(processes.items(), key=lambda item: item[1].started))
         self.steps, self.processes, self.services = steps, processes, services
 
     #: Why the state file could not be trusted (None when it could): the records are then

@@ -319,3 +319,16 @@ def test_a_debian_package_added_for_one_project_fetches_no_source_again(stack_di
     again = stack_dir.engine().stack()
     assert "packages" in ran(again), [(r.step, r.reason) for r in again.results]
     assert not [s for s in ran(again) if s.startswith(("clone", "configure", "start"))], ran(again)
+
+
+def test_unstack_stops_services_in_the_reverse_of_their_start(tmp_path):
+    """state.json is written with sorted keys; read back, the processes are in the order they
+    started, so unstack (which walks them backwards) stops redis, rabbit and mysql after the
+    services that use them, not first because their names sort last."""
+    from stackmagic.state import ProcessRecord, State
+
+    state = State(tmp_path)
+    for started, service in enumerate(["mysql", "rabbit", "redis", "gnocchi-api", "ceilometer-acentral"]):
+        state.record_process(ProcessRecord(service, "p", 1000 + started, service, "", float(started)))
+    assert list(reversed(list(State(tmp_path).processes))) == [
+        "ceilometer-acentral", "gnocchi-api", "redis", "rabbit", "mysql"]
