@@ -24,7 +24,8 @@ from stackmagic.process_info import alive
 from stackmagic.samples import sample_path, sandbox
 
 #: the modules sharing the stack, in the order they run
-MODULES = ("test_compute", "test_agents", "test_everything", "test_trove", "test_zaqar")
+MODULES = ("test_compute", "test_agents", "test_everything", "test_trove", "test_zaqar",
+           "test_ceilometer")
 
 #: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
 DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-server",
@@ -86,7 +87,9 @@ def namespaces() -> set[str]:
 ADDED = {
     "default": [],
     "post": [f"source {sample_path('blog-neutron')}"],
-    "everything": [f"source {sample_path('blog-everything')}", "VOLUME_BACKING_FILE_SIZE=30G"],
+    # (and Ceilometer polls every 15 s, as devstack's telemetry jobs set it, so a test sees a poll)
+    "everything": [f"source {sample_path('blog-everything')}", "VOLUME_BACKING_FILE_SIZE=30G",
+                   "CEILOMETER_PIPELINE_INTERVAL=15"],
     "heat": ["enable_service s-proxy s-object s-container s-account",
              "enable_plugin heat https://opendev.org/openstack/heat"],
 }

@@ -1,25 +1,24 @@
 """Ceilometer and Gnocchi for real (catalog/ceilometer.py, catalog/gnocchi.py,
-ceilometer_script.py): Keystone, MariaDB, RabbitMQ, Glance and what ``enable_plugin ceilometer
-https://opendev.org/openstack/ceilometer`` brings (the central and notification agents, Gnocchi's
-API and metricd, Redis), sources mirrored from PyPI sdists, polling every 10 s
-(CEILOMETER_PIPELINE_INTERVAL). One stack serves the module: every service is healthy by its own
-probe; Gnocchi's API answers a Keystone token (and refuses a request without one); the central
+ceilometer_script.py), on the session's shared cloud in its "everything" stage
+(tests/test_everything.py: the seed post's ``enable_service ceilometer ...`` beside the whole
+default set brings the central, notification and compute agents, Gnocchi's API and metricd,
+Redis; sources mirrored from PyPI sdists, polling every 15 s with CEILOMETER_PIPELINE_INTERVAL):
+every service is healthy by its own probe; Gnocchi's API answers a Keystone token (and refuses a request without one); the central
 agent's image.size pollster records measures in Gnocchi for Glance's image; a download of that
 image reaches Gnocchi as Glance's notification (image.download, a meter only notifications make);
-a re-run with nothing changed runs no step; unstack leaves no process.
+no password reaches the services' logs. test_everything checks that a re-run restarts nothing,
+test_compute's unstack that nothing is left.
 
 Plans alone (no service): the seed post's direct ``enable_service ceilometer ...
 ceilometer-collector ceilometer-api`` (warnings, what runs and in which order); the plugin line;
 the backends that run and those refused; the other settings refused; polling.yaml and the
 pipelines as the plugin edits them; the notification settings of the emitting projects.
 
-Slow (a cold stack: about two minutes here), run by CI.
+Slow (on the shared cloud), root only, run by CI.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -28,8 +27,8 @@ from stackmagic import ini
 from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
-from tests.conftest import (assert_rerun_runs_nothing, assert_unstack_leaves_nothing, engine_for,
-                            module_stack, sdk_connection, wait_until)
+from tests.conftest import engine_for, sdk_connection, wait_until
+from tests.default_cloud import everything_stage
 
 PLUGIN_LINE = "enable_plugin ceilometer https://opendev.org/openstack/ceilometer"
 POST_LINE = ("enable_service ceilometer ceilometer-acompute ceilometer-acentral "
@@ -240,14 +239,11 @@ def test_the_projects_that_emit_use_the_one_helper():
 
 # -- a real stack ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def stack():
-    if os.geteuid() != 0 and not shutil.which("redis-server"):
-        pytest.skip("needs Debian's redis-server installed (root installs it)")
-    with module_stack("stackmagic-ceilometer-", write_localrc) as made:
-        summary = made["summary"]
-        rss = {s.service: s.rss_kib for s in summary.services}
-        print(f"\nceilometer stack: cold {summary.seconds:.1f} s; RSS KiB {rss}")
-        yield made
+def stack(default_cloud):
+    """The shared cloud as test_everything left it: the seed post's everything localrc, whose
+    ``enable_service ceilometer ...`` runs the agents (the compute agent beside n-cpu on
+    libvirt) and Gnocchi, polling every CEILOMETER_PIPELINE_INTERVAL seconds."""
+    return everything_stage(default_cloud, "ceilometer-acentral", "gnocchi-api")
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +273,7 @@ def test_every_service_is_healthy_by_its_own_probe(stack):
     assert "heartbeat answers" in services["ceilometer-acentral"].detail
     assert "notifications.info" in services["ceilometer-anotification"].detail
     assert "live members of gnocchi-processing" in services["gnocchi-metricd"].detail
-    assert "ceilometer-acompute" not in services         # no n-cpu here: plan said so
+    assert "ceilometer-acompute" in services             # beside n-cpu on libvirt
 
 
 @pytest.mark.slow
@@ -296,7 +292,7 @@ def test_gnocchi_answers_a_keystone_token_and_refuses_without(stack, admin):
 
 @pytest.mark.slow
 def test_the_central_agent_records_the_images_size(stack, admin):
-    (image,) = list(admin.image.images())
+    image = next(iter(admin.image.images()))
     assert wait_until(lambda: measures(admin, image.id, "image.size"), 90), \
         (stack["data"].parent / "logs" / "ceilometer-acentral.log").read_text()[-3000:]
     assert measures(admin, image.id, "image.size")[-1][2] == image.size
@@ -306,7 +302,7 @@ def test_the_central_agent_records_the_images_size(stack, admin):
 def test_glances_notification_of_a_download_reaches_gnocchi(stack, admin):
     conf = stack["data"] / "etc" / "glance" / "glance-api.conf"
     assert ini.iniget(conf, "oslo_messaging_notifications", "driver") == "messagingv2"
-    (image,) = list(admin.image.images())
+    image = next(iter(admin.image.images()))
     admin.image.download_image(image)
     assert wait_until(lambda: measures(admin, image.id, "image.download"), 90), \
         (stack["data"].parent / "logs" / "ceilometer-anotification.log").read_text()[-3000:]
@@ -322,14 +318,3 @@ def test_no_password_reaches_the_services_logs(stack):
     for service in ("gnocchi-api", "gnocchi-metricd", "ceilometer-acentral", "ceilometer-anotification"):
         text = (stack["root"] / "logs" / f"{service}.log").read_text(errors="replace")
         assert text and not [s for s in secrets if s in text], service
-
-
-@pytest.mark.slow
-def test_a_second_stack_with_nothing_changed_runs_no_step(stack):
-    assert_rerun_runs_nothing(stack, "ceilometer")
-
-
-@pytest.mark.slow
-def test_unstack_leaves_no_process(stack):
-    """Last in the module: it takes the stack down."""
-    assert_unstack_leaves_nothing(stack)

@@ -8,12 +8,13 @@ layout — each stacked again, no ``clean``:
   checked through its own API); deleting the stack takes all three away;
 - the post's own lines (``stackmagic/samples/blog-everything.localrc``; Cinder's backing file
   kept at the defaults' size, since the post's 16M cannot hold a volume): what still exists
-  upstream runs — Swift's four servers, Trove's three, Zaqar (the post's ``zaqar-server`` runs as
+  upstream runs — Swift's four servers, Ceilometer's agents with Gnocchi, Trove's three, Zaqar (the post's ``zaqar-server`` runs as
   ``zaqar-wsgi`` + ``zaqar-websocket``), Tempest — beside the whole default set; Heat stops,
   as the post's last line disables it; what is gone upstream (Sahara, ceilometer-collector /
   -api) is explained in warnings and runs nothing;
 - Swift stores an object for demo and gives it back; a second ``stack`` with nothing changed
-  restarts nothing (test_trove and test_zaqar then check their projects on this stack).
+  restarts nothing (test_trove, test_zaqar and test_ceilometer then check their projects on
+  this stack).
 
 test_compute's last test then unstacks the everything stack (and checks that no swift-,
 zaqar- or redis process, nor any other, stays). Root only; slow.
@@ -37,6 +38,8 @@ SWIFT = {"s-proxy", "s-object", "s-container", "s-account"}
 ZAQAR = {"zaqar-wsgi", "zaqar-websocket", "redis"}
 HEAT = {"h-api", "h-api-cfn", "h-eng"}
 TROVE = {"tr-api", "tr-tmgr", "tr-cond"}
+TELEMETRY = {"ceilometer-acentral", "ceilometer-anotification", "ceilometer-acompute", "gnocchi-api",
+             "gnocchi-metricd"}
 
 
 def healthy(engine) -> dict:
@@ -121,7 +124,7 @@ def test_a_template_with_a_server_a_volume_and_a_container_completes(default_clo
 def test_the_posts_everything_runs_what_still_exists_beside_the_default_set(default_cloud):
     engine = restack(default_cloud, "everything")
     status = healthy(engine)
-    assert SWIFT | ZAQAR | TROVE | {"n-cpu", "c-vol", "q-ovn-agent", "horizon"} <= set(status)
+    assert SWIFT | ZAQAR | TROVE | TELEMETRY | {"n-cpu", "c-vol", "q-ovn-agent", "horizon"} <= set(status)
     assert not HEAT & set(engine.tmux.running())        # its last line: disable_service heat ...
     said = "\n".join(engine.config.warnings)
     for gone in ("sahara", "ceilometer-collector", "ceilometer-api", "zaqar-server"):
