@@ -74,9 +74,6 @@ class Heat(ApiService):
     devstack_plugin = "heat"
     plugin_services = ("h-eng", "h-api", "h-api-cfn")      # devstack/settings of the plugin
     requirements = ("gunicorn", "openstacksdk")
-    #: heat-tempest-plugin (branchless; the newest when this was written), which devstack's
-    #: tempest jobs install for Heat: Tempest itself has no orchestration tests since Queens
-    tempest_plugins = ("heat-tempest-plugin==3.0.0",)
     api, app = "h-api", "heat.wsgi.api:application"
     conf_setting, port_setting, default_port = "HEAT_CONF", "HEAT_API_PORT", 8004
     ports = {"HEAT_API_PORT": 8004, "HEAT_API_CFN_PORT": 8000}
