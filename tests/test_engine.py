@@ -296,35 +296,6 @@ def test_another_projects_install_leaves_running_services_alone(stack_dir, catal
     assert get(stack_dir.port)["pid"] != pid
 
 
-def test_a_debian_package_added_for_one_project_fetches_no_source_again(stack_dir, catalog_dir,
-                                                                         tmp_path_factory):
-    """The clones come after the packages step (git), but do not use its result: a project
-    enabled with a new Debian package re-ran every clone, and so everything built on them."""
-    from tests.conftest import FIXTURES, make_repo
-
-    repo = make_repo(FIXTURES / "db-plugin", tmp_path_factory.mktemp("repos") / "fakesource")
-    (catalog_dir / "fakesource.py").write_text(
-        "from stackmagic.catalog import Project\n\n"
-        "class FakeSource(Project):\n"
-        "    name = 'fakesource'\n"
-        "    repo = 'fixtures/fakesource'\n"
-        "    services = {'fake-source': 'a project cloned from git'}\n\n"
-        "    def packages(self, ctx):\n"
-        "        return tuple((ctx.settings.get('FAKE_PACKAGES') or 'git').split())\n\n"
-        "    def editable(self, ctx):\n"
-        "        return []\n")
-    stack_dir.write(FAKESOURCE_REPO=repo.as_uri())
-    with stack_dir.localrc.open("a") as localrc:
-        localrc.write("enable_service fake-source\n")
-    assert "clone fakesource" in ran(stack_dir.engine().stack())
-    stack_dir.write(FAKE_PACKAGES="'git tmux'")          # both present here: nothing to install
-    with stack_dir.localrc.open("a") as localrc:
-        localrc.write("enable_service fake-source\n")
-    again = stack_dir.engine().stack()
-    assert "packages" in ran(again), [(r.step, r.reason) for r in again.results]
-    assert not [s for s in ran(again) if s.startswith(("clone", "configure", "start"))], ran(again)
-
-
 def test_unstack_stops_services_in_the_reverse_of_their_start(tmp_path):
     """state.json is written with sorted keys; read back, the processes are in the order they
     started, so unstack (which walks them backwards) stops redis, rabbit and mysql after the
