@@ -1,8 +1,9 @@
 """What a step gets to do its work: settings (every read recorded), paths, the venv, tmux, a
 ``run`` that streams a command's output to the step's log and stops on Ctrl-C, and ini editing.
 
-Each step gets its own :class:`Context` from :meth:`Context.for_step`; the settings it reads are
-recorded so the engine can re-run exactly the steps a changed setting touches.
+Each step gets its own :class:`Context` from :meth:`Context.for_step`; the settings it reads, and
+what it asks its ``config`` about the enabled services, are recorded so the engine can re-run
+exactly the steps a change touches.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from stackmagic import events as ev
 from stackmagic import ini
 from stackmagic.children import Cancel, Cancelled  # noqa: F401 - Cancelled is part of this API
 from stackmagic.errors import StackError
+from stackmagic.tracking import tracked, tracked_config
 
 if TYPE_CHECKING:
     from stackmagic.config import Config
@@ -58,6 +60,7 @@ class Context:
         child.__dict__.update(self.__dict__)
         child.step = step
         child.reads = {}
+        child.config = tracked_config(self.config, child.reads)
         safe = step.id.replace(" ", "-").replace("/", "_")
         child.logfile = self.step_log_dir / f"{safe}.log"
         return child
@@ -65,8 +68,6 @@ class Context:
     @property
     def settings(self):
         """The settings; every read made through this is recorded for change detection."""
-        from stackmagic.tracking import tracked
-
         return tracked(self._settings, self.reads)
 
     @property

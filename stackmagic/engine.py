@@ -28,6 +28,7 @@ from stackmagic.errors import StackError
 from stackmagic.plan import PHASES, Plan, Step, build_plan, notes
 from stackmagic.state import Lock, State, StepRecord
 from stackmagic.steps import ServiceFailed, daemon_pid, log_path, stop_service
+from stackmagic.tracking import answer, is_question
 
 
 class StepError(StackError):
@@ -150,7 +151,8 @@ class Engine:
 
     def _current_reads(self, names) -> dict[str, str | None]:
         s = self.config.settings
-        return {n: (_h(s.get(n)) if s.get(n) is not None else None) for n in names}
+        now = {n: answer(self.config, n) if is_question(n) else s.get(n) for n in names}
+        return {n: (_h(v) if v is not None else None) for n, v in now.items()}
 
     def decide(self, step: Step, keys: dict[str, str], rerun: set[str]) -> tuple[bool, str]:
         """(run?, why) for ``step``, given the keys of its finished dependencies."""
@@ -166,8 +168,11 @@ class Engine:
         inputs = self.ctx.for_step(step)
         key = self._fingerprint(step, reads, _h(step.inputs(inputs)), [keys[d] for d in key_deps])
         if key != rec.key:
+            settings = [n for n in changed if not is_question(n)]
+            if settings:
+                return True, "setting " + ", ".join(settings) + " changed"
             if changed:
-                return True, "setting " + ", ".join(changed) + " changed"
+                return True, "the enabled services changed"
             if changed_deps:
                 return True, f"'{changed_deps[0]}' re-ran"
             return True, "its inputs changed"

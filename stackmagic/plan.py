@@ -110,8 +110,10 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
     for p in projects:
         if p.repo:
             sid = f"clone {p.name}"
-            add(Step(sid, "clone", p.name, S.clone(p), deps=list(base), inputs=S.clone_inputs(p),
-                     recipe=S.recipe(S), always=ctx.settings.reclone, owner=p))
+            # after the packages (git), but a new package for another project is no reason to
+            # fetch this one again (and re-run everything built on it)
+            add(Step(sid, "clone", p.name, S.clone(p), deps=list(base), key_deps=[],
+                     inputs=S.clone_inputs(p), recipe=S.recipe(S), always=ctx.settings.reclone, owner=p))
             clones.append(sid)
     pre = []
     for p in projects:

@@ -86,6 +86,22 @@ def test_changed_setting_reruns_exactly_the_steps_that_read_it(stack_dir):
     assert get(stack_dir.port)["message"] == "bonjour"
 
 
+def test_enabling_a_neighbour_reruns_the_configure_that_asked_about_it(stack_dir):
+    """A configure step that asks whether another service is enabled (devstack's
+    ``if is_service_enabled ceilometer``) re-runs when only the enabled services change, and
+    only the steps built on it follow."""
+    stack_dir.engine().stack()
+    assert get(stack_dir.port)["neighbour"] is False
+    with stack_dir.localrc.open("a") as localrc:
+        localrc.write("enable_service echo-extra\n")
+    summary = stack_dir.engine().stack()
+    reasons = {r.step: r.reason for r in summary.results}
+    assert reasons["configure echo"] == "the enabled services changed"
+    assert "start echo-api" in ran(summary) and reasons["install"] == "already done"
+    assert get(stack_dir.port)["neighbour"] is True
+    assert ran(stack_dir.engine().stack()) == []
+
+
 def test_failed_step_resumes_from_there(stack_dir):
     stack_dir.write(ECHO_FAIL_INIT="True")
     failures: list = []
@@ -294,6 +310,35 @@ def test_another_projects_install_leaves_running_services_alone(stack_dir, catal
     reasons = {r.step: r.reason for r in third.results}
     assert "start echo-api" in ran(third) and reasons["start echo-api"] == "its inputs changed"
     assert get(stack_dir.port)["pid"] != pid
+
+
+def test_a_debian_package_added_for_one_project_fetches_no_source_again(stack_dir, catalog_dir,
+                                                                         tmp_path_factory):
+    """The clones come after the packages step (git), but do not use its result: a project
+    enabled with a new Debian package re-ran every clone, and so everything built on them."""
+    from tests.conftest import FIXTURES, make_repo
+
+    repo = make_repo(FIXTURES / "db-plugin", tmp_path_factory.mktemp("repos") / "fakesource")
+    (catalog_dir / "fakesource.py").write_text(
+        "from stackmagic.catalog import Project\n\n"
+        "class FakeSource(Project):\n"
+        "    name = 'fakesource'\n"
+        "    repo = 'fixtures/fakesource'\n"
+        "    services = {'fake-source': 'a project cloned from git'}\n\n"
+        "    def packages(self, ctx):\n"
+        "        return tuple((ctx.settings.get('FAKE_PACKAGES') or 'git').split())\n\n"
+        "    def editable(self, ctx):\n"
+        "        return []\n")
+    stack_dir.write(FAKESOURCE_REPO=repo.as_uri())
+    with stack_dir.localrc.open("a") as localrc:
+        localrc.write("enable_service fake-source\n")
+    assert "clone fakesource" in ran(stack_dir.engine().stack())
+    stack_dir.write(FAKE_PACKAGES="'git tmux'")          # both present here: nothing to install
+    with stack_dir.localrc.open("a") as localrc:
+        localrc.write("enable_service fake-source\n")
+    again = stack_dir.engine().stack()
+    assert "packages" in ran(again), [(r.step, r.reason) for r in again.results]
+    assert not [s for s in ran(again) if s.startswith(("clone", "configure", "start"))], ran(again)
 
 
 def test_unstack_stops_services_in_the_reverse_of_their_start(tmp_path):
