@@ -149,17 +149,23 @@ def install(projects: list["Project"]) -> Callable[["Context"], None]:
     return run
 
 
+def _venv_contents(ctx: "Context", projects) -> dict:
+    """What ``projects`` put into the shared venv: requirements, editable sources (at which
+    commit), and the constraints they are pinned by."""
+    from stackmagic.git import head_sha
+
+    cons = constraints_file(ctx)
+    return {
+        "requirements": sorted({r for p in projects for r in p.install_requirements(ctx)}),
+        "sources": {str(e): head_sha(e) for p in projects for e in p.editable(ctx)},
+        "constraints": _file_hash(str(cons)) if cons and cons.exists() else None,
+    }
+
+
 def install_inputs(projects: list["Project"]) -> Callable[["Context"], dict]:
     def inputs(ctx: "Context") -> dict:
-        from stackmagic.git import head_sha
-
-        cons = constraints_file(ctx)
-        return {
-            "requirements": sorted({r for p in projects for r in p.install_requirements(ctx)}),
-            "sources": {str(e): head_sha(e) for p in projects for e in p.editable(ctx)},
-            "constraints": _file_hash(str(cons)) if cons and cons.exists() else None,
-            "venv": ctx.venv.complete(),        # a half-made venv re-runs the install
-        }
+        # a half-made venv re-runs the install
+        return {**_venv_contents(ctx, projects), "venv": ctx.venv.complete()}
     return inputs
 
 
@@ -170,18 +176,11 @@ def installed_inputs(p: "Project", libraries: list["Project"]) -> Callable[["Con
     another project reinstalls into the venv, but with every version pinned by the constraints
     it changes none of these, so the running services are not restarted for it."""
     def inputs(ctx: "Context") -> dict:
-        from stackmagic.git import head_sha
-
-        cons = constraints_file(ctx)
         marker = ctx.venv.path / "pyvenv.cfg"
-        return {
-            "requirements": sorted({r for q in (p, *libraries) for r in q.install_requirements(ctx)}),
-            "sources": {str(e): head_sha(e) for q in (p, *libraries) for e in q.editable(ctx)},
-            "constraints": _file_hash(str(cons)) if cons and cons.exists() else None,
-            "upgrade": ctx.settings.bool("PIP_UPGRADE", False),
-            # a venv made anew (removed, or half-made and redone) restarts everything
-            "venv": marker.stat().st_mtime_ns if marker.exists() else None,
-        }
+        return {**_venv_contents(ctx, (p, *libraries)),
+                "upgrade": ctx.settings.bool("PIP_UPGRADE", False),
+                # a venv made anew (removed, or half-made and redone) restarts everything
+                "venv": marker.stat().st_mtime_ns if marker.exists() else None}
     return inputs
 
 
