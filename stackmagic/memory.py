@@ -58,12 +58,13 @@ OWNERS = {"n-super-cond": "n-cond", "n-cond-cell1": "n-cond", "n-novnc-cell1": "
 NO_PROCESS = frozenset({"tempest", "placement-client"})
 
 
-def estimate(services: list[str]) -> tuple[int, list[str]]:
-    """(MiB the processes of these services used when measured, the services with no figure)."""
+def estimate(services: list[str], figures: dict[str, int] | None = None) -> tuple[int, list[str]]:
+    """(MiB the processes of these services used when measured, the services with no figure);
+    ``figures`` are :func:`measured`'s, when the caller has read them already."""
     enabled = set(services)
     counted: set[str] = set()
     need = 0
-    for process, mib in measured().items():
+    for process, mib in (measured() if figures is None else figures).items():
         owner = OWNERS.get(process, process)
         if owner in enabled:
             need += mib
@@ -72,9 +73,9 @@ def estimate(services: list[str]) -> tuple[int, list[str]]:
     return need, [s for s in services if s not in counted and s not in NO_PROCESS and s not in OWNERS]
 
 
-def note(services: list[str]) -> str | None:
+def note(services: list[str], figures: dict[str, int] | None = None) -> str | None:
     """One line for ``plan``: the estimate against what this machine has available."""
-    need, unknown = estimate(services)
+    need, unknown = estimate(services, figures)
     if not need:
         return None
     available = _meminfo("MemAvailable")

@@ -179,7 +179,7 @@ def notes(ctx: "Context", projects: list["Project"]) -> list[str]:
     running = [s for p in projects for s in (p.enabled_services(ctx) or (
         [s for s in p.services if s in figures] if p.when_needed else []))]
     return [*stand_ins, *(note for p in projects for note in p.plan_notes(ctx)),
-            *filter(None, [memory.note(running)])]
+            *filter(None, [memory.note(running, figures)])]
 
 
 def _and_installed(inputs, installed):
