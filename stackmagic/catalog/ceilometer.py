@@ -101,9 +101,8 @@ def emit_notifications(ctx: "Context", conf: Path) -> None:
 
 
 def _interval(ctx: "Context") -> int | None:
-    problem = _interval_problem(ctx.settings)
-    if problem:
-        raise ConfigError(problem)
+    """CEILOMETER_PIPELINE_INTERVAL's seconds, None when unset (a bad value was refused when the
+    configuration was read: see setting_problems)."""
     value = (ctx.settings.get("CEILOMETER_PIPELINE_INTERVAL") or "").strip()
     return int(value) if value else None
 
@@ -173,10 +172,8 @@ class Ceilometer(Project):
         return [(name, problem) for name, problem in found if problem]
 
     def backends(self, ctx: "Context") -> list[str]:
-        """CEILOMETER_BACKENDS; one this recipe cannot run is refused, with what to set."""
-        problem = _backends_problem(ctx.settings)
-        if problem:
-            raise ConfigError(problem)
+        """CEILOMETER_BACKENDS (one this recipe cannot run was refused when the configuration
+        was read: see setting_problems)."""
         return backends(ctx)
 
     def enabled_services(self, ctx: "Context") -> list[str]:
@@ -202,7 +199,6 @@ class Ceilometer(Project):
             raise ConfigError("ceilometer-aipmi is not offered by stackmagic: it reads the host's "
                               "BMC through ipmitool, as root through rootwrap; disable_service "
                               "ceilometer-aipmi (the plugin leaves it off too)")
-        _interval(ctx)
         return self.backends(ctx)
 
     def plan_notes(self, ctx: "Context") -> list[str]:

@@ -56,8 +56,8 @@ from typing import TYPE_CHECKING, Iterable
 from stackmagic import identity
 from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process
-from stackmagic.errors import ConfigError
 from stackmagic.health import CommandCheck
+from stackmagic.services import is_service_enabled, parse_service_list
 
 if TYPE_CHECKING:
     from stackmagic.context import Context
@@ -94,6 +94,15 @@ RPC = {"tr-tmgr": ("trove-taskmanager", "taskmanager", "taskmanager_rpc_encr_key
 _DATASTORE = re.compile(r"[a-z][a-z0-9_-]*:[A-Za-z0-9._-]+")
 
 
+def _narrowed(values) -> list[tuple[str, str]]:
+    """TROVE_DATASTORES's ``datastore:version`` pairs that TROVE_DATASTORE_TYPE and
+    TROVE_DATASTORE_VERSION (when set) leave, as the plugin narrows them."""
+    text = values.get("TROVE_DATASTORES") or DATASTORES
+    kind, version = values.get("TROVE_DATASTORE_TYPE"), values.get("TROVE_DATASTORE_VERSION")
+    return [(d, v) for d, v in (item.split(":", 1) for item in text.split() if ":" in item)
+            if (not kind or d == kind) and (not version or v == version)]
+
+
 class Trove(ApiService):
     name = "trove"
     group = "trove"
@@ -121,32 +130,37 @@ class Trove(ApiService):
                 Need("message-bus", before="start"))
 
     # -- settings -------------------------------------------------------------------------
-    def datastores(self, ctx: "Context") -> list[tuple[str, str]]:
-        """TROVE_DATASTORES as ``(datastore, version)``, narrowed as the plugin narrows them;
-        what Trove cannot run on is refused first."""
-        s = ctx.settings
-        if s.database_type == "sqlite":
-            raise ConfigError(
+    @classmethod
+    def setting_problems(cls, values) -> list[tuple[str, str]]:
+        """TROVE_DATASTORES (and the plugin's TROVE_DATASTORE_TYPE / _VERSION narrowing it), and
+        DATABASE_TYPE while a tr-* service is enabled, checked when the configuration is read."""
+        found = []
+        enabled = parse_service_list(values.get("ENABLED_SERVICES") or "")
+        if is_service_enabled(enabled, *cls.services) and \
+                (values.get("DATABASE_TYPE") or "sqlite") == "sqlite":
+            found.append(("DATABASE_TYPE", (
                 "Trove cannot run on DATABASE_TYPE=sqlite: the MySQL datastore's configuration "
                 "parameters have limits up to 2^64-1 (bulk_insert_buffer_size ...), more than an "
                 "SQLite integer holds, and its conductor workers and API write at the same time. "
                 "Set DATABASE_TYPE=mysql (MariaDB) or DATABASE_TYPE=postgresql, or disable the "
-                "tr-* services.")
-        text = s.get("TROVE_DATASTORES") or DATASTORES
-        bad = [item for item in text.split() if not _DATASTORE.fullmatch(item)]
-        if bad or not text.split():
-            raise ConfigError(
+                "tr-* services.")))
+        text = values.get("TROVE_DATASTORES") or DATASTORES
+        if [item for item in text.split() if not _DATASTORE.fullmatch(item)] or not text.split():
+            found.append(("TROVE_DATASTORES", (
                 f"TROVE_DATASTORES={text!r}: write space-separated datastore:version pairs, "
-                f"e.g. TROVE_DATASTORES=\"{DATASTORES}\"")
-        kind, version = s.get("TROVE_DATASTORE_TYPE"), s.get("TROVE_DATASTORE_VERSION")
-        chosen = [(d, v) for d, v in (item.split(":", 1) for item in text.split())
-                  if (not kind or d == kind) and (not version or v == version)]
-        if not chosen:
-            raise ConfigError(
+                f"e.g. TROVE_DATASTORES=\"{DATASTORES}\"")))
+        elif not _narrowed(values):
+            kind, version = values.get("TROVE_DATASTORE_TYPE"), values.get("TROVE_DATASTORE_VERSION")
+            found.append(("TROVE_DATASTORE_TYPE" if kind else "TROVE_DATASTORE_VERSION", (
                 f"TROVE_DATASTORE_TYPE={kind or ''} TROVE_DATASTORE_VERSION={version or ''} "
                 f"match none of TROVE_DATASTORES={text!r}: name one of its datastore:version "
-                "pairs, or unset them")
-        return chosen
+                "pairs, or unset them")))
+        return found
+
+    def datastores(self, ctx: "Context") -> list[tuple[str, str]]:
+        """TROVE_DATASTORES as ``(datastore, version)``, narrowed as the plugin narrows them (bad
+        values were refused when the configuration was read: see setting_problems)."""
+        return _narrowed(ctx.settings)
 
     def host_gateway(self, ctx: "Context") -> str:
         """TROVE_HOST_GATEWAY: where guests reach the controller's message bus (settings)."""
@@ -162,10 +176,7 @@ class Trove(ApiService):
         return ["--config-file", str(self.conf(ctx))]
 
     def plan_notes(self, ctx: "Context") -> list[str]:
-        try:
-            stores = ", ".join(f"{d} {v}" for d, v in self.datastores(ctx))
-        except ConfigError as err:
-            return [f"trove: {err}"]
+        stores = ", ".join(f"{d} {v}" for d, v in self.datastores(ctx))
         notes = [
             f"trove: datastores {stores} are registered (their image found by the Glance tag "
             f"'{IMAGE_TAG}'), but no guest image is built: the plugin builds it with "
@@ -199,7 +210,6 @@ class Trove(ApiService):
     # -- lifecycle ------------------------------------------------------------------------
     def configure(self, ctx: "Context") -> None:
         """devstack's configure_trove."""
-        self.datastores(ctx)
         super().configure(ctx)      # debug, [database], keystone_authtoken, the tr-api shim
         from stackmagic.catalog import rabbit
 
@@ -294,7 +304,6 @@ class Trove(ApiService):
     # -- processes --------------------------------------------------------------------------
     def processes(self, ctx: "Context") -> Iterable[Process]:
         """devstack's start_trove: the API, the task manager, the conductor."""
-        self.datastores(ctx)        # bad settings are refused when the plan is made
         yield from super().processes(ctx)             # tr-api under gunicorn
         conf = self.conf(ctx)
         for service, (command, topic, key) in RPC.items():
