@@ -185,9 +185,19 @@ def default_cloud():
         yield stack
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption("--without-default-cloud", action="store_true",
+                     help="leave out the tests on the shared default cloud (for a quick run beside "
+                          "a stack that holds this machine's libvirtd and Open vSwitch)")
+
+
+def pytest_collection_modifyitems(config, items):
     from tests import default_cloud
 
+    if config.getoption("--without-default-cloud"):
+        kept = [i for i in items if "default_cloud" not in getattr(i, "fixturenames", ())]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
     items.sort(key=default_cloud.order)
 
 
