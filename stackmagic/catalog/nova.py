@@ -556,12 +556,17 @@ class Nova(ApiService):
 
     def rpc_service(self, ctx: "Context", service: str, binary: str, confs: list[Path],
                     db_conf: Path, after: tuple[str, ...] = (), timeout: float = 120) -> Process:
-        """A Nova service that talks over the message bus; healthy when Nova records it up."""
+        """A Nova service that talks over the message bus; healthy when Nova records it up: its
+        record in ``db_conf``'s database, within nova.conf's service_down_time (what the API and
+        the scheduler count with; a cell's conductor config does not set it, and the computes
+        report only every NOVA_SERVICE_REPORT_INTERVAL, 120 s)."""
         argv = [str(ctx.venv.bin(binary))]
         for c in confs:
             argv += ["--config-file", str(c)]
         log = ctx.settings.logdir / f"{service}.log"
-        check = CommandCheck((str(ctx.venv.python), str(SCRIPT), "service-up", "--conf", str(db_conf),
+        read = [str(c) for c in dict.fromkeys([self.conf(ctx), db_conf])]   # db_conf's database
+        check = CommandCheck((str(ctx.venv.python), str(SCRIPT), "service-up",
+                              *(arg for c in read for arg in ("--conf", c)),
                               "--binary", binary, "--log", str(log), "--service", service),
                              timeout=20)
         return Process(service, argv, cwd=self.conf_dir(ctx), env=self.env(ctx), health=check,
