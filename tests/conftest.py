@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# the shared helpers' asserts say what they found, as the tests' own do
+pytest.register_assert_rewrite("tests.default_cloud", "tests.guest_lab")
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -37,7 +37,7 @@ def test_a_guest_is_reached_through_the_agents(default_cloud):
     engine = engine_for(default_cloud)
     assert engine.config.layout == "openvswitch"
     found = guestcheck.run(engine)
-    assert found["ok"], found
+    assert found["ok"], found["stages"]
     stages = {st["stage"]: st for st in found["stages"]}
     assert stages["ssh"]["hostname"].split(".")[0] == found["server"]
     assert stages["volume"]["device"].startswith("vd")
