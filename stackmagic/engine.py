@@ -30,6 +30,9 @@ from stackmagic.state import Lock, State, StepRecord
 from stackmagic.steps import ServiceFailed, daemon_pid, log_path, stop_service
 from stackmagic.tracking import answer, is_question
 
+#: services stopped at the same time by unstack (each waits for its process to go)
+_STOPPERS = 6
+
 
 class StepError(StackError):
     """A step failed; what was done before it stays done."""
@@ -444,15 +447,7 @@ class Engine:
                 except (StackError, OSError, subprocess.SubprocessError) as exc:
                     # stopping the services matters more: say it and go on
                     self._emit(ev.Message(f"{p.name}: {exc}"))
-        for service in reversed(list(self.state.processes)):
-            if service in keep and self.tmux.is_running(service):
-                self._emit(ev.Message(f"kept {service} running (unstack --all stops it too)"))
-                continue
-            if stop_service(self.ctx, service):
-                stopped.append(service)
-                self._emit(ev.Message(f"stopped {service}"))
-            else:
-                self.state.forget_process(service)
+        stopped += self._stop_services(keep)
         for window in self.tmux.windows():
             if window not in keep and self.tmux.stop(window):
                 stopped.append(window)
@@ -463,6 +458,36 @@ class Engine:
         for p in projects:
             if p.overrides("unstack"):
                 p.unstack(self.ctx)
+        return stopped
+
+    def _stop_services(self, keep: set[str]) -> list[str]:
+        """Stop every recorded process but ``keep``: several at a time, each once the services
+        that needed it (started after it was up: its record's ``needs`` in theirs) are stopped;
+        those with no such order between them go in reverse order of their start. The names of
+        those that were running."""
+        order = list(reversed(list(self.state.processes)))      # newest first
+        needed_by = {s: {o for o in order if s in self.state.processes[o].needs} for s in order}
+        pending, running, stopped = list(order), {}, []
+        with ThreadPoolExecutor(max_workers=_STOPPERS, thread_name_prefix="unstack") as pool:
+            while pending or running:
+                ready = [s for s in pending if not needed_by[s] & (set(pending) | set(running))]
+                if not ready and not running:
+                    ready = pending[:1]         # records that need each other: newest first
+                for service in ready:
+                    pending.remove(service)
+                    if service in keep and self.tmux.is_running(service):
+                        self._emit(ev.Message(f"kept {service} running (unstack --all stops it too)"))
+                        continue
+                    running[service] = pool.submit(stop_service, self.ctx, service)
+                if not running:
+                    continue
+                done, _ = wait(list(running.values()), return_when=FIRST_COMPLETED)
+                for service in [s for s, f in running.items() if f in done]:
+                    if running.pop(service).result():
+                        stopped.append(service)
+                        self._emit(ev.Message(f"stopped {service}"))
+                    else:
+                        self.state.forget_process(service)
         return stopped
 
     def _projects_for_cleanup(self):

@@ -352,3 +352,38 @@ def test_unstack_stops_services_in_the_reverse_of_their_start(tmp_path):
         state.record_process(ProcessRecord(service, "p", 1000 + started, service, "", float(started)))
     assert list(reversed(list(State(tmp_path).processes))) == [
         "ceilometer-acentral", "gnocchi-api", "redis", "rabbit", "mysql"]
+
+
+def test_unstack_stops_what_needs_a_service_first_and_the_rest_side_by_side(stack_dir, tmp_path):
+    """Each process takes a second to go after SIGTERM. 'db' is needed by 'api' and 'worker'
+    (their records' needs), 'cache' by 'worker' only: api and worker go before db, worker before
+    cache, and api and worker (which need nothing of each other) are stopped at the same time."""
+    from stackmagic.process_info import start_ticks
+    from stackmagic.state import ProcessRecord
+
+    seen = tmp_path / "seen"
+    script = ('trap \'echo "$0 term $(date +%s.%N)" >> {0}; sleep 1; '
+              'echo "$0 gone $(date +%s.%N)" >> {0}; exit 0\' TERM; '
+              'while :; do sleep 0.1; done').format(seen)
+    engine = stack_dir.engine()
+    procs = []
+    needs = {"db": [], "cache": [], "api": ["db"], "worker": ["db", "cache"]}
+    for started, (name, wanted) in enumerate(needs.items()):
+        proc = subprocess.Popen(["sh", "-c", script, name], start_new_session=True)
+        procs.append(proc)
+        assert wait_until(lambda: start_ticks(proc.pid) is not None)
+        engine.state.record_process(ProcessRecord(
+            name, "fixture", proc.pid, name, str(tmp_path / f"{name}.log"), float(started),
+            start_ticks=start_ticks(proc.pid), needs=wanted))
+    try:
+        stopped = stack_dir.engine().unstack()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    assert sorted(stopped) == sorted(needs)
+    at = {(name, what): float(t) for name, what, t in (line.split() for line in seen.read_text().splitlines())}
+    assert at["api", "gone"] < at["db", "term"] and at["worker", "gone"] < at["db", "term"]
+    assert at["worker", "gone"] < at["cache", "term"]
+    assert at["api", "term"] < at["worker", "gone"] and at["worker", "term"] < at["api", "gone"]
