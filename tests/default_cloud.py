@@ -1,7 +1,7 @@
 """devstack's default set (an empty localrc, sources from PyPI), stacked once per test session
 and shared by the modules that need a whole cloud: ``test_compute`` (services, guests, Tempest's
-smoke run, Horizon), ``test_agents`` (the seed post's first localrc on the same stack: the agent
-layout), ``test_everything`` (back to OVN with Swift and Heat, then the post's "everything"
+smoke run, Horizon), ``test_nova`` (Nova's own view of it), ``test_agents`` (the seed post's
+first localrc on the same stack: the agent layout), ``test_everything`` (back to OVN with Swift and Heat, then the post's "everything"
 localrc) and the modules that check a project of that stack (``test_trove``), each stacking
 again with no ``clean``. The test that unstacks it runs last (``pytest.mark.unstacks``);
 ``order`` puts these tests at the end of the session in that order, so nothing else runs beside
@@ -24,7 +24,7 @@ from stackmagic.process_info import alive
 from stackmagic.samples import sample_path, sandbox
 
 #: the modules sharing the stack, in the order they run
-MODULES = ("test_compute", "test_agents", "test_everything", "test_trove", "test_zaqar",
+MODULES = ("test_compute", "test_nova", "test_agents", "test_everything", "test_trove", "test_zaqar",
            "test_ceilometer")
 
 #: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
