@@ -280,6 +280,11 @@ class _ProjectSteps:
                         _extend(step, [key], key=True)
             for step in own["start"]:
                 _extend(step, [starts[a] for a in step.process.after if a in starts])
+            for name in p.restarts_with:
+                other = next((q for q in self.projects if q.name == name), None)
+                made = self.ready(other) if other is not None else None
+                for step in own["start"] if made else []:
+                    _extend(step, [made], key=True)
             identity = self.providers.get("identity")
             if identity is not None:
                 # accounts are Keystone's users, projects and endpoints: made through it, after

@@ -254,3 +254,16 @@ def test_tempest_options(tmp_path):
     assert (opts[("compute", "flavor_ref")], opts[("compute", "flavor_ref_alt")]) == ("1", "d1")
     # no VNC server behind the fake driver's console
     assert ("compute-feature-enabled", "vnc_console") not in opts
+
+
+def test_novas_services_restart_when_neutron_is_made_anew(tmp_path):
+    """They cache what Neutron's API offers: their start steps key on Neutron's last step before
+    its own start (a layout switch re-runs it), as they do on Nova's own."""
+    conf = tmp_path / "local.conf"
+    conf.write_text("\n".join(["[[local|localrc]]", *sandbox(tmp_path, "nova"),
+                               "DATABASE_TYPE=mysql", "MIRROR_FROM_PYPI=True", ""]))
+    plan = engine_for(conf).plan()
+    steps = {s.id: s for s in plan.steps}
+    for service in ("n-cpu", "n-api", "n-sch"):
+        assert "init neutron" in steps[f"start {service}"].key_deps, steps[f"start {service}"].key_deps
+    assert "init neutron" not in steps["start key"].key_deps

@@ -124,6 +124,9 @@ class Project:
     when_needed: ClassVar[bool] = False                 # comes only when required by another
     persistent: ClassVar[bool] = False                  # plain unstack keeps it running
     own_order: ClassVar[tuple[tuple[str, str], ...]] = ()   # (phase, later phase) of its own
+    #: projects whose services its own cache the capabilities of (Nova: Neutron's extensions):
+    #: its services restart when that project's config or data setup was made anew
+    restarts_with: ClassVar[tuple[str, ...]] = ()
     ports: ClassVar[dict[str, int]] = {}                # port setting -> default
     group: ClassVar[str | None] = None                  # devstack's group name for it
     devstack_plugin: ClassVar[str | None] = None        # the devstack plugin it stands in for

@@ -110,6 +110,11 @@ class Nova(ApiService):
                 Need("hypervisor", before="start", services=("n-cpu",), optional=True))
     # nova-compute and the scheduler talk to Placement as the nova user from their first moment
     own_order = (("accounts", "start"),)
+    # they keep what Neutron's API offers (its extension list, for extension_sync_interval:
+    # 600 s): after a switch of Neutron's layout, a compute left running from the other layout
+    # failed its next builds at once (seen in the shared cloud's flow); devstack, which switches
+    # only through unstack and stack, restarts them all the same
+    restarts_with = ("neutron",)
 
     # -- settings -------------------------------------------------------------------------
     @staticmethod
