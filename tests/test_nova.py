@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import pytest
