@@ -42,13 +42,28 @@ def sandbox(root: Path, name: str = "sandbox") -> list[str]:
     """localrc lines that keep a whole stack under ``root`` so it can run beside another one:
     DEST, DATA_DIR, LOGDIR and CLOUDS_YAML there, a tmux socket of its own, and a free port for
     every service (tests, benchmarks and tutorials use this)."""
+    import random
     import socket
     import uuid
 
+    taken: set[int] = set()
+
     def free_port() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
+        # below the kernel's ephemeral range (ip_local_port_range, 32768 and up): a port taken
+        # from there (bind to 0) was handed out again while the stack came up, to the Erlang
+        # node of a rabbitmqctl run, and the service it was meant for could not listen
+        low, _high = _ephemeral_range()
+        while True:
+            port = random.randint(max(1024, low - 12000), low - 1)
+            if port in taken:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            taken.add(port)
+            return port
 
     from stackmagic.catalog import builtin_projects
 
@@ -57,3 +72,12 @@ def sandbox(root: Path, name: str = "sandbox") -> list[str]:
     return [f"DEST={root}/dest", f"DATA_DIR={root}/data", f"LOGDIR={root}/logs",
             f"CLOUDS_YAML={root}/clouds.yaml", f"TMUX_SOCKET=stackmagic-{name}-{uuid.uuid4().hex[:8]}",
             *(f"{port}={free_port()}" for port in ports)]
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for ports handed out by bind(0) and outgoing connections."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
