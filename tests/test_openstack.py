@@ -117,6 +117,9 @@ def first_tier(tmp_path: Path, database: str) -> None:
             for pid in family:
                 os.kill(pid, signal.SIGKILL)
             assert wait_until(lambda: not any(alive(p) for p in family))
+            # the window's launcher exits once it has reaped what it ran (a moment later: until
+            # then status rightly says running, and unhealthy)
+            assert wait_until(lambda: not alive(before[victim])), victim
             down = {s.service: s for s in Engine(load_config(conf)).status()}
             assert not down[victim].running, victim
             # what needs it is told apart: Keystone still answers /v3 without memcached, every
