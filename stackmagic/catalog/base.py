@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Iterable
 from stackmagic.health import Check
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from stackmagic.context import Context
     from stackmagic.verify import Listing
@@ -222,10 +222,10 @@ class Project:
         return []
 
     @classmethod
-    def setting_problems(cls, values: "Mapping[str, str]") -> list[tuple[str, str]]:
+    def setting_problems(cls, values: "Mapping[str, str]", enabled: "Sequence[str]") -> list[tuple[str, str]]:
         """(setting, what is wrong and what to write instead) for each of its own settings that
-        cannot work here: checked with every other value when the configuration is read
-        (config/validate.py), so a bad one is refused before anything runs."""
+        cannot work here with the ``enabled`` services: checked with every other value when the
+        configuration is read (config/validate.py), so a bad one is refused before anything runs."""
         return []
 
     def plan_notes(self, ctx: "Context") -> list[str]:

@@ -164,7 +164,7 @@ class Ceilometer(Project):
         return ctx.settings.data_dir / "ceilometer"
 
     @classmethod
-    def setting_problems(cls, values) -> list[tuple[str, str]]:
+    def setting_problems(cls, values, enabled) -> list[tuple[str, str]]:
         """CEILOMETER_BACKENDS and CEILOMETER_PIPELINE_INTERVAL, checked when the configuration
         is read."""
         found = [("CEILOMETER_BACKENDS", _backends_problem(values)),

@@ -57,7 +57,7 @@ from stackmagic import identity
 from stackmagic.catalog.api_service import ApiService, configure_keystoneauth
 from stackmagic.catalog.base import Need, Process
 from stackmagic.health import CommandCheck
-from stackmagic.services import is_service_enabled, parse_service_list
+from stackmagic.services import is_service_enabled
 
 if TYPE_CHECKING:
     from stackmagic.context import Context
@@ -94,10 +94,15 @@ RPC = {"tr-tmgr": ("trove-taskmanager", "taskmanager", "taskmanager_rpc_encr_key
 _DATASTORE = re.compile(r"[a-z][a-z0-9_-]*:[A-Za-z0-9._-]+")
 
 
+def _datastores_text(values) -> str:
+    """TROVE_DATASTORES, or the plugin's default when unset."""
+    return values.get("TROVE_DATASTORES") or DATASTORES
+
+
 def _narrowed(values) -> list[tuple[str, str]]:
     """TROVE_DATASTORES's ``datastore:version`` pairs that TROVE_DATASTORE_TYPE and
     TROVE_DATASTORE_VERSION (when set) leave, as the plugin narrows them."""
-    text = values.get("TROVE_DATASTORES") or DATASTORES
+    text = _datastores_text(values)
     kind, version = values.get("TROVE_DATASTORE_TYPE"), values.get("TROVE_DATASTORE_VERSION")
     return [(d, v) for d, v in (item.split(":", 1) for item in text.split() if ":" in item)
             if (not kind or d == kind) and (not version or v == version)]
@@ -131,11 +136,10 @@ class Trove(ApiService):
 
     # -- settings -------------------------------------------------------------------------
     @classmethod
-    def setting_problems(cls, values) -> list[tuple[str, str]]:
+    def setting_problems(cls, values, enabled) -> list[tuple[str, str]]:
         """TROVE_DATASTORES (and the plugin's TROVE_DATASTORE_TYPE / _VERSION narrowing it), and
         DATABASE_TYPE while a tr-* service is enabled, checked when the configuration is read."""
         found = []
-        enabled = parse_service_list(values.get("ENABLED_SERVICES") or "")
         if is_service_enabled(enabled, *cls.services) and \
                 (values.get("DATABASE_TYPE") or "sqlite") == "sqlite":
             found.append(("DATABASE_TYPE", (
@@ -144,7 +148,7 @@ class Trove(ApiService):
                 "SQLite integer holds, and its conductor workers and API write at the same time. "
                 "Set DATABASE_TYPE=mysql (MariaDB) or DATABASE_TYPE=postgresql, or disable the "
                 "tr-* services.")))
-        text = values.get("TROVE_DATASTORES") or DATASTORES
+        text = _datastores_text(values)
         if [item for item in text.split() if not _DATASTORE.fullmatch(item)] or not text.split():
             found.append(("TROVE_DATASTORES", (
                 f"TROVE_DATASTORES={text!r}: write space-separated datastore:version pairs, "

@@ -84,7 +84,7 @@ class Zaqar(ApiService):
 
     # -- what this machine runs ---------------------------------------------------------------
     @classmethod
-    def setting_problems(cls, values) -> list[tuple[str, str]]:
+    def setting_problems(cls, values, enabled) -> list[tuple[str, str]]:
         """ZAQAR_BACKEND (``redis`` unless set): another value cannot run here."""
         chosen = values.get("ZAQAR_BACKEND") or BACKEND
         if chosen == BACKEND:

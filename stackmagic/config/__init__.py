@@ -125,7 +125,6 @@ def load_config(
     warnings += evaluation.warnings
     warnings += _check_services(enabled, evaluation, localrc_text, localrc_name, set(extra_services))
     warnings += _check_dirs(values, evaluation.user, localrc_name)
-    validate.check_values(values, file=localrc_name, text=localrc_text)
     for plugin in evaluation.plugins:
         where = evaluation.plugin_lines.get(plugin.name)
         validate.check_name("plugin", plugin.name, file=where.file if where else localrc_name,
@@ -137,6 +136,8 @@ def load_config(
     disabled = services.parse_service_list(values.get("DISABLED_SERVICES", ""))
     enabled, renamed = layouts.run_names(enabled, disabled)
     layout, set_aside = layouts.neutron_layout(values, enabled, localrc_name)
+    validate.check_values(values, [s for s in enabled if s not in set_aside], file=localrc_name,
+                          text=localrc_text)
     return Config(
         settings=settings,
         enabled=[s for s in enabled if s not in set_aside],

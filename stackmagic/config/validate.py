@@ -17,7 +17,7 @@ import ipaddress
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from stackmagic.config.settings import is_secret
@@ -114,12 +114,13 @@ def _key_length(name: str, value: str, length: int, why: str) -> str | None:
             f"write {length} characters, or leave it unset and stackmagic generates one and keeps it")
 
 
-def problems(values: Mapping[str, str]) -> list[str]:
-    """Every problem with ``values`` (setting name -> value), one message each."""
-    return [message for _, message in _problems(values)]
+def problems(values: Mapping[str, str], enabled: Sequence[str] = ()) -> list[str]:
+    """Every problem with ``values`` (setting name -> value) while ``enabled`` services run,
+    one message each."""
+    return [message for _, message in _problems(values, enabled)]
 
 
-def _problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
+def _problems(values: Mapping[str, str], enabled: Sequence[str]) -> list[tuple[str, str]]:
     found: list[tuple[str, str | None]] = []
     for name, value in sorted(values.items()):
         if _PORT.search(name):
@@ -143,7 +144,7 @@ def _problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
     from stackmagic.catalog import builtin_projects
 
     for project in builtin_projects():
-        found += project.setting_problems(values)
+        found += project.setting_problems(values, enabled)
     return [(name, message) for name, message in found if message]
 
 
@@ -157,10 +158,11 @@ def _assigned(name: str, text: str) -> int | None:
     return found
 
 
-def check_values(values: Mapping[str, str], file: str | None = None, text: str = "") -> None:
-    """Raise :class:`ConfigError` listing every bad value in ``values``; ``text`` (the localrc)
-    gives the line that sets each one, when it is there."""
-    found = _problems(values)
+def check_values(values: Mapping[str, str], enabled: Sequence[str], file: str | None = None,
+                 text: str = "") -> None:
+    """Raise :class:`ConfigError` listing every bad value in ``values`` while ``enabled``
+    services run; ``text`` (the localrc) gives the line that sets each one, when it is there."""
+    found = _problems(values, enabled)
     if not found:
         return
     lines = [_assigned(name, text) for name, _ in found]
