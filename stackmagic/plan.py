@@ -195,6 +195,7 @@ class _ProjectSteps:
         self.projects = projects
         self.steps: dict[str, dict[str, list[Step]]] = {}
         self.providers = {cap: p for p in projects for cap in p.provides}
+        self.by_name = {p.name: p for p in projects}
         #: projects installed into the venv that run nothing themselves: every process may use them
         self.libraries = [p for p in projects if not p.services]
 
@@ -281,7 +282,7 @@ class _ProjectSteps:
             for step in own["start"]:
                 _extend(step, [starts[a] for a in step.process.after if a in starts])
             for name in p.restarts_with:
-                other = next((q for q in self.projects if q.name == name), None)
+                other = self.by_name.get(name)
                 made = self.ready(other) if other is not None else None
                 for step in own["start"] if made else []:
                     _extend(step, [made], key=True)
