@@ -470,7 +470,8 @@ class Engine:
         pending, running, stopped = list(order), {}, []
         with ThreadPoolExecutor(max_workers=_STOPPERS, thread_name_prefix="unstack") as pool:
             while pending or running:
-                ready = [s for s in pending if not needed_by[s] & (set(pending) | set(running))]
+                busy = {*pending, *running}
+                ready = [s for s in pending if not needed_by[s] & busy]
                 if not ready and not running:
                     ready = pending[:1]         # records that need each other: newest first
                 for service in ready:
