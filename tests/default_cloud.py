@@ -1,11 +1,20 @@
 """devstack's default set (an empty localrc, sources from PyPI), stacked once per test session
-and shared by the modules that need a whole cloud: ``test_compute`` (services, guests, Tempest's
-smoke run, Horizon), ``test_nova`` (Nova's own view of it), ``test_agents`` (the seed post's
-first localrc on the same stack: the agent layout), ``test_everything`` (back to OVN with Swift and Heat, then the post's "everything"
-localrc) and the modules that check a project of that stack (``test_trove``), each stacking
-again with no ``clean``. The test that unstacks it runs last (``pytest.mark.unstacks``);
-``order`` puts these tests at the end of the session in that order, so nothing else runs beside
-a stack that holds the machine's libvirtd and Open vSwitch.
+and shared by the modules that need a whole cloud. The cloud goes through :data:`STAGES`, each
+stacked again on the last with no ``clean``:
+
+- ``default``: the empty localrc — ``test_compute`` (services, guests, Tempest's smoke run,
+  Horizon with a guest), ``test_nova`` (Nova's own view of it);
+- ``agents``: the seed post's first localrc, Neutron's agent layout (``test_agents``);
+- ``heat``: back to OVN, the defaults with Swift, Heat and Cinder's backup service
+  (``test_everything`` stacks it; ``test_heat``, ``test_swift``, ``test_cinder`` and
+  ``test_horizon`` check their project on it);
+- ``everything``: the post's "everything" localrc (``test_everything``; ``test_trove``,
+  ``test_zaqar``, ``test_ceilometer``).
+
+A test names its stage with ``pytest.mark.cloud_stage`` (``default`` without one). The test
+that unstacks the cloud runs last (``pytest.mark.unstacks``); ``order`` puts these tests at the
+end of the session, by stage, then by :data:`MODULES`, so nothing else runs beside a stack that
+holds the machine's libvirtd and Open vSwitch.
 
 Also what the tests look at on the host: its addresses and routes, namespaces, libvirt domains
 and the processes a stack may leave behind.
@@ -23,9 +32,13 @@ from pathlib import Path
 from stackmagic.process_info import alive
 from stackmagic.samples import sample_path, sandbox
 
-#: the modules sharing the stack, in the order they run
-MODULES = ("test_compute", "test_nova", "test_agents", "test_everything", "test_trove", "test_zaqar",
-           "test_ceilometer")
+#: the stages of the shared cloud, in the order the session goes through them
+STAGES = ("default", "agents", "heat", "everything")
+
+#: the modules sharing the stack, in the order they run within a stage (the one that stacks a
+#: stage first)
+MODULES = ("test_compute", "test_nova", "test_agents", "test_everything", "test_heat", "test_swift",
+           "test_cinder", "test_horizon", "test_trove", "test_zaqar", "test_ceilometer")
 
 #: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
 DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-server",
@@ -35,14 +48,23 @@ DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-ser
            "gnocchi-", "trove-")
 
 
-def order(item) -> tuple[int, int, int]:
-    """Sort key for the session's tests: the rest first, then the default cloud's by MODULES,
-    the one that unstacks it last."""
+def stage(item) -> str:
+    """The stage of the shared cloud a test checks (its ``cloud_stage`` mark; ``default``)."""
+    mark = item.get_closest_marker("cloud_stage")
+    name = mark.args[0] if mark else "default"
+    if name not in STAGES:
+        raise ValueError(f"{item.nodeid}: cloud_stage({name!r}) is none of {', '.join(STAGES)}")
+    return name
+
+
+def order(item) -> tuple[int, int, int, int]:
+    """Sort key for the session's tests: the rest first, then the default cloud's by stage and
+    MODULES, the one that unstacks it last."""
     if "default_cloud" not in getattr(item, "fixturenames", ()):
-        return (0, 0, 0)
+        return (0, 0, 0, 0)
     module = item.module.__name__.rsplit(".", 1)[-1]
     rank = MODULES.index(module) if module in MODULES else len(MODULES)
-    return (1, 1 if item.get_closest_marker("unstacks") else 0, rank)
+    return (1, 1 if item.get_closest_marker("unstacks") else 0, STAGES.index(stage(item)), rank)
 
 
 def host_network() -> dict:
@@ -83,14 +105,15 @@ def namespaces() -> set[str]:
 
 #: what a local.conf adds to the defaults: the seed post's first localrc (Neutron's agents), its
 #: "everything" localrc (with what this machine needs: Cinder's backing file stays the
-#: defaults' size, the post's 16M cannot hold a volume), or Swift and Heat beside the defaults
+#: defaults' size, the post's 16M cannot hold a volume), or Swift, Heat and Cinder's backup
+#: service beside the defaults
 ADDED = {
     "default": [],
     "post": [f"source {sample_path('blog-neutron')}"],
     # (and Ceilometer polls every 15 s, as devstack's telemetry jobs set it, so a test sees a poll)
     "everything": [f"source {sample_path('blog-everything')}", "VOLUME_BACKING_FILE_SIZE=30G",
                    "CEILOMETER_PIPELINE_INTERVAL=15"],
-    "heat": ["enable_service s-proxy s-object s-container s-account",
+    "heat": ["enable_service s-proxy s-object s-container s-account c-bak",
              "enable_plugin heat https://opendev.org/openstack/heat"],
 }
 
@@ -139,10 +162,11 @@ def restack(cloud: dict, kind: str):
     return engine_for(cloud)
 
 
-def everything_stage(cloud: dict, *services: str) -> dict:
-    """The cloud as test_everything left it (the seed post's everything localrc), for a module that
-    checks one project of it: root, data, the last stack's summary and an engine; ``services``
-    must be enabled there (else test_everything did not run first)."""
+def on_stage(cloud: dict, *services: str) -> dict:
+    """The cloud at the stage a module checks one project of: root, data, localrc, the last
+    stack's summary and an engine; one of ``services`` (a project's names, as
+    ``is_service_enabled`` takes them) must be enabled there, else the module that stacks the
+    stage did not run first."""
     import os
 
     import pytest
@@ -150,9 +174,10 @@ def everything_stage(cloud: dict, *services: str) -> dict:
     if os.geteuid() != 0:
         pytest.skip("the shared cloud runs libvirtd and Open vSwitch as root")
     engine = engine_for(cloud)
-    assert engine.config.is_service_enabled(*services), "test_everything runs before this module"
-    return {"root": cloud["root"], "data": cloud["root"] / "data", "summary": cloud["summary"],
-            "engine": engine}
+    assert engine.config.is_service_enabled(*services), \
+        f"none of {', '.join(services)} is enabled: the test that stacks this stage runs first"
+    return {"root": cloud["root"], "data": cloud["root"] / "data", "localrc": cloud["conf"],
+            "summary": cloud["summary"], "engine": engine}
 
 
 @contextlib.contextmanager

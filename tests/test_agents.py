@@ -22,7 +22,7 @@ import pytest
 
 from tests.default_cloud import assert_layout, engine_for, namespaces, restack
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.cloud_stage("agents"),
               pytest.mark.skipif(os.geteuid() != 0, reason="libvirtd and Open vSwitch run as root")]
 
 

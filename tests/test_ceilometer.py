@@ -28,7 +28,10 @@ from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
 from tests.conftest import engine_for, sdk_connection, wait_until
-from tests.default_cloud import everything_stage
+from tests.default_cloud import on_stage
+
+#: the slow tests check the shared cloud as test_everything left it
+pytestmark = pytest.mark.cloud_stage("everything")
 
 PLUGIN_LINE = "enable_plugin ceilometer https://opendev.org/openstack/ceilometer"
 POST_LINE = ("enable_service ceilometer ceilometer-acompute ceilometer-acentral "
@@ -243,7 +246,7 @@ def stack(default_cloud):
     """The shared cloud as test_everything left it: the seed post's everything localrc, whose
     ``enable_service ceilometer ...`` runs the agents (the compute agent beside n-cpu on
     libvirt) and Gnocchi, polling every CEILOMETER_PIPELINE_INTERVAL seconds."""
-    return everything_stage(default_cloud, "ceilometer-acentral", "gnocchi-api")
+    return on_stage(default_cloud, "ceilometer-acentral", "gnocchi-api")
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,15 @@
-"""Cinder for real (catalog/cinder.py, catalog/cinder_backends.py): Keystone, MariaDB, RabbitMQ,
-etcd3 and c-api, c-sch, c-vol, c-bak, sources mirrored from PyPI sdists. One stack serves the
-module: the volume services are up in Cinder's own view, devstack's default volume type exists,
-a 1 GiB volume becomes available with its data inside the backing file's filesystem, extend,
-snapshot, backup and delete work, Nova's own libvirt NFS volume driver (from a scratch venv: no
-Nova service, no libvirtd) finds each volume where Cinder said and survives a detach, and
-unstack leaves no mount, no loop device and no process. Plans alone show that a backing file too
+"""Cinder for real (catalog/cinder.py, catalog/cinder_backends.py), on the session's shared cloud
+at its heat stage (tests/default_cloud.py: the default set's c-api, c-sch, c-vol on MariaDB,
+RabbitMQ and etcd3, with c-bak added; sources mirrored from PyPI sdists): the volume services
+are up in Cinder's own view, devstack's default volume type exists, a 1 GiB volume becomes
+available with its data inside the backing file's filesystem, extend, snapshot, backup and
+delete work. Nova attaches Cinder's volumes to real guests on the same cloud (test_compute's
+guest sees its volume as a disk; test_everything's template attaches one); test_compute's
+unstack, after a localrc that no longer enables Cinder, leaves no mount, no loop device and no
+process, and its clean removes the backing file. Plans alone show that a backing file too
 small for one volume is refused before anything is built.
 
-Slow (a cold stack: a few minutes), run by CI. Needs root (loop devices and mounts).
+The slow tests: root only (loop devices, mounts; the shared cloud), run by CI.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from pathlib import Path
 import pytest
 
 from stackmagic.catalog import cinder_backends as cb
-from stackmagic.process_info import alive, tree
 from stackmagic.samples import sandbox
-from tests.conftest import engine_for, module_stack, mounts_under, sdk_connection, wait_until
-from tests.conftest import processes_under as ours
+from tests.conftest import engine_for, sdk_connection, wait_until
+from tests.default_cloud import on_stage
 
 SERVICES = "key mysql rabbit etcd3 c-api c-sch c-vol c-bak"
 HERE = Path(__file__).parent
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="c-vol needs root (loop devices, mounts)")
+#: the slow tests check the shared cloud at the stage that adds c-bak
+pytestmark = pytest.mark.cloud_stage("heat")
 
 
 def write_localrc(root: Path, *extra: str) -> Path:
@@ -41,13 +44,9 @@ def write_localrc(root: Path, *extra: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack():
-    """One real stack for the module; everything it started or mounted is undone afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("c-vol needs root (loop devices, mounts)")
-    # clean: the backing file goes too; a mount left below root fails the module
-    with module_stack("stackmagic-cinder-", write_localrc) as made:
-        yield made
+def stack(default_cloud):
+    """The shared cloud at its heat stage."""
+    return on_stage(default_cloud, "c-api", "c-sch", "c-vol", "c-bak")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +71,7 @@ def status_of(get, wanted: str, timeout: float = 180):
 @pytest.mark.slow
 @root_only
 def test_every_service_is_healthy_and_cinder_counts_them_up(stack, cloud):
-    services = {s.service: s for s in stack["summary"].services}
+    services = {s.service: s for s in stack["engine"].status()}
     sick = {n: s.detail for n, s in services.items() if not s.healthy}
     assert not sick, sick
     assert {"c-api", "c-sch", "c-vol", "c-bak"} <= set(services)
@@ -91,7 +90,7 @@ def test_the_plan_says_which_backend_and_why(stack):
     kind, why = cb.probe()
     notes = [n for p in engine.projects()[0] for n in p.plan_notes(engine.ctx)]
     (note,) = [n for n in notes if n.startswith("cinder:")]
-    assert note.startswith(f"cinder: {kind}:") and why in note and "4G" in note
+    assert note.startswith(f"cinder: {kind}:") and why in note and "30G" in note     # devstack's size
     if not Path("/dev/mapper/control").exists():
         assert kind == "nfs" and "device-mapper" in note
 
@@ -132,7 +131,7 @@ def test_the_default_volume_type_is_the_backends(cloud):
 def test_a_volume_lives_in_the_backing_file_and_extends_snapshots_backs_up_and_goes(stack, cloud):
     bs, data = cloud.block_storage, stack["data"]
     backing = data / "stack-volumes-nfs-backing-file"
-    assert backing.stat().st_size == 4 << 30
+    assert backing.stat().st_size == 30 << 30
     volume = bs.create_volume(size=1, name="test-volume")
     volume = status_of(lambda: bs.get_volume(volume.id), "available")
     assert volume.size == 1 and volume.volume_type == "nfs" and volume.host.endswith("@nfs#nfs")
@@ -168,101 +167,6 @@ def test_a_volume_lives_in_the_backing_file_and_extends_snapshots_backs_up_and_g
     bs.delete_volume(volume)
     assert wait_until(lambda: bs.find_volume(volume.id) is None, 120)
     assert not list(export.glob(f"volume-{volume.id}*"))
-
-
-NOVA_ATTACH = r'''
-import json, os, sys
-import nova.conf
-CONF = nova.conf.CONF
-CONF([], project="nova", default_config_files=[])
-from nova.virt.libvirt.volume import mount, nfs
-CONF.set_override("nfs_mount_point_base", sys.argv[2], group="libvirt")
-CONF.set_override("helper_command", os.path.join(os.path.dirname(sys.executable), "privsep-helper"),
-                  group="nova_sys_admin")
-class Host:
-    def list_guests(self, only_running=False):
-        return []
-class Instance:
-    uuid = "00000000-0000-4000-8000-000000000001"
-mount.get_manager().host_up(Host())
-info = json.loads(sys.argv[1])
-driver = nfs.LibvirtNFSVolumeDriver(Host())
-for attach in (1, 2):
-    driver.connect_volume(info, Instance())
-    path = info["data"]["device_path"]
-    xml = driver.get_config(info, {"dev": "vdb", "bus": "virtio", "type": "disk"}).to_xml()
-    driver.disconnect_volume(info, Instance())
-    print(json.dumps({"attach": attach, "path": path, "exists": os.path.exists(path), "xml": xml,
-                      "mounted_after_detach": os.path.ismount(os.path.dirname(path))}))
-'''
-
-
-@pytest.mark.slow
-@root_only
-def test_novas_nfs_volume_driver_attaches_the_file_and_keeps_the_share(stack, cloud, tmp_path):
-    """Nova 34's LibvirtNFSVolumeDriver, as nova-compute runs it (mount manager, privsep), on the
-    connection_info Cinder gives: the share is found mounted (no mount.nfs), the disk is the
-    volume's file, and the unmount on detach is refused, so the next attach works too."""
-    from stackmagic.catalog.nova import Nova
-    from stackmagic.release import release_version
-    from stackmagic.steps import constraints_file
-
-    engine = stack["engine"]
-    venv = tmp_path / "nova-venv"
-    subprocess.run([sys.executable, "-m", "uv", "venv", "-q", "--python", sys.executable, str(venv)],
-                   check=True, timeout=300)
-    subprocess.run([sys.executable, "-m", "uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-                    "-c", str(constraints_file(engine.ctx)),
-                    f"nova=={release_version(engine.ctx, Nova.pypi)}"], check=True, timeout=900)
-    bs = cloud.block_storage
-    volume = bs.create_volume(size=1, name="attach-volume")
-    volume = status_of(lambda: bs.get_volume(volume.id), "available")
-    connector = {"host": "compute", "ip": "127.0.0.1", "multipath": False, "platform": "x86_64",
-                 "os_type": "linux", "do_local_attach": False}
-    info = bs.post(f"/volumes/{volume.id}/action",
-                   json={"os-initialize_connection": {"connector": connector}}).json()["connection_info"]
-    assert info["driver_volume_type"] == "nfs"
-    base = info["mount_point_base"]
-    try:
-        out = subprocess.run([str(venv / "bin" / "python"), "-c", NOVA_ATTACH, json.dumps(info), base],
-                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        assert out.returncode == 0, out.stderr[-3000:]
-        rounds = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-        assert [r["attach"] for r in rounds] == [1, 2]
-        for r in rounds:
-            assert r["exists"] and r["mounted_after_detach"]
-            assert r["path"] == str(cb.share_mount(engine.ctx, cb.Backend("nfs", "nfs")) / f"volume-{volume.id}")
-            assert '<disk type="file" device="disk">' in r["xml"] and f'<source file="{r["path"]}"/>' in r["xml"]
-        assert "target is busy" in out.stderr            # Nova's unmount, refused by .keep-mounted
-    finally:
-        bs.post(f"/volumes/{volume.id}/action", json={"os-terminate_connection": {"connector": connector}})
-        bs.delete_volume(volume)
-        assert wait_until(lambda: bs.find_volume(volume.id) is None, 120)
-
-
-@pytest.mark.slow
-@root_only
-def test_unstack_leaves_no_mount_no_loop_device_and_no_process(stack):
-    """Last in the module: it takes the stack down — after the localrc stopped enabling Cinder,
-    as unstack undoes what a project set up whatever the localrc says now."""
-    root, data = stack["root"], stack["data"]
-    backing = data / "stack-volumes-nfs-backing-file"
-    record = json.loads((data / "stackmagic" / "cinder-backing.json").read_text())
-    assert len(record["mounts"]) == 3 and mounts_under(root)
-    pids = [p for s in engine_for(stack["localrc"]).status() if s.pid for p in tree(s.pid)]
-    localrc = stack["localrc"]
-    localrc.write_text(localrc.read_text() + "disable_service c-api c-sch c-vol c-bak\n")
-    assert not {"c-api", "c-vol"} & set(engine_for(stack["localrc"]).config.enabled)
-    engine_for(stack["localrc"]).unstack(all=True)
-    assert not mounts_under(root)
-    attached = lambda: any(cb._loop_file(d) == str(backing) for d in record["loops"])  # noqa: E731
-    assert wait_until(lambda: not attached(), 30)     # the kernel detaches a loop device lazily
-    assert wait_until(lambda: not [p for p in pids if alive(p)] and not ours(root), 30), ours(root)
-    assert backing.is_file()                         # the volumes' data stays for the next stack
-    assert not (data / "stackmagic" / "cinder-backing.json").exists()
-    # clean removes the backing file (the fixture's clean after this is then a no-op)
-    engine_for(stack["localrc"]).clean()
-    assert not backing.exists()
 
 
 def test_a_backing_file_too_small_for_one_volume_is_refused_before_anything(tmp_path):

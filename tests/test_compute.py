@@ -13,9 +13,11 @@ session's shared stack (tests/default_cloud.py; test_agents uses it after this m
 - SIGKILL of n-cpu is seen as down; the next ``stack`` restarts only it; the running guest
   survives and still answers SSH;
 - Horizon in Chromium shows demo the guest and its volume;
-- last in the session: ``unstack --all``, with a guest still running, leaves no qemu, libvirtd,
-  rabbitmq, ovs, ovn, haproxy, dnsmasq or OpenStack process, no libvirt domain, no namespace,
-  no mount or loop device, and the host's addresses and routes as they were.
+- last in the session: ``unstack --all``, with a guest still running and a localrc that no
+  longer enables Swift or Cinder, leaves no qemu, libvirtd, rabbitmq, ovs, ovn, haproxy,
+  dnsmasq or OpenStack process, no libvirt domain, no namespace, no mount or loop device, and
+  the host's addresses and routes as they were; ``clean`` then removes Cinder's backing file,
+  Swift's drive and what Horizon's configure made, and keeps the source trees.
 
 Root only; slow (a cold stack of this size takes minutes). Uses the machine's libvirtd and
 Open vSwitch database socket: nothing else may run them meanwhile.
@@ -32,7 +34,8 @@ from pathlib import Path
 import pytest
 
 from stackmagic.process_info import alive, tree
-from tests.conftest import wait_until
+from stackmagic.catalog import loopback
+from tests.conftest import mounts_under, wait_until
 from tests.default_cloud import domains, engine_for, host_network, namespaces, our_processes
 
 pytestmark = [pytest.mark.slow,
@@ -189,6 +192,15 @@ def test_unstack_leaves_nothing(cloud):
     kept = guestcheck.run(engine_for(cloud), keep=True)     # a guest still runs at unstack
     assert kept["ok"], kept
     assert domains() - cloud["before"]["domains"]
+    # unstack undoes what a project set up whatever the localrc says now: Swift's drive and
+    # Cinder's backing file are unmounted after a localrc that no longer enables them
+    conf = cloud["conf"]
+    conf.write_text(conf.read_text() + "disable_service s-proxy s-object s-container s-account "
+                                       "c-api c-sch c-vol\n")
+    assert not {"s-proxy", "c-vol"} & set(engine_for(cloud).config.enabled)
+    data = engine_for(cloud).config.settings.data_dir
+    drive = loopback.probe(("xfs", "ext4"))[0]          # else Swift's objects lie in a plain directory
+    assert mounts_under(data / "cinder") and bool(mounts_under(data / "swift")) == bool(drive)
     engine_for(cloud).unstack(all=True)
     before = cloud["before"]
     # devstack's cleanup_nova: the guest is destroyed and undefined, or a later stack's
@@ -199,5 +211,24 @@ def test_unstack_leaves_nothing(cloud):
     assert host_network() == before["network"]
     # Cinder's backing file: no mount and no loop device of this stack left
     assert str(cloud["root"]) not in Path("/proc/mounts").read_text()
-    loops = subprocess.run(["losetup", "-l", "-n", "-O", "BACK-FILE"], capture_output=True, text=True).stdout
-    assert str(cloud["root"]) not in loops
+    assert wait_until(lambda: str(cloud["root"]) not in losetup(), 30), losetup()   # detached lazily
+    assert not (data / "stackmagic" / "cinder-backing.json").exists()
+    assert not (data / "stackmagic" / "swift-disk.json").exists()
+    # the volumes' and objects' data stay for the next stack; clean removes them, and what
+    # Horizon's configure made (its settings' link in the kept checkout, its data and config)
+    backing = data / "stack-volumes-nfs-backing-file"
+    swift_image = data / "swift" / "drives" / "images" / "swift.img"
+    dest = engine_for(cloud).config.settings.dest
+    horizon = [dest / "horizon" / "openstack_dashboard" / "local" / "local_settings.py",
+               data / "horizon", data / "etc" / "horizon"]
+    assert backing.is_file() and all(p.is_symlink() or p.exists() for p in horizon)
+    assert swift_image.is_file() == bool(drive)
+    engine_for(cloud).clean()
+    assert not backing.exists() and not swift_image.exists() and not (data / "swift").exists()
+    assert not [p for p in horizon if p.is_symlink() or p.exists()]
+    assert (dest / "horizon" / "setup.cfg").exists()          # the source tree is kept
+
+
+def losetup() -> str:
+    """The backing files of the machine's loop devices, one per line."""
+    return subprocess.run(["losetup", "-l", "-n", "-O", "BACK-FILE"], capture_output=True, text=True).stdout

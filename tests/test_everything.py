@@ -2,10 +2,12 @@
 the session's default cloud (tests/default_cloud.py) after test_agents turned it to the agent
 layout — each stacked again, no ``clean``:
 
-- the defaults with Swift and ``enable_plugin heat``: back on OVN (the agents, their namespaces
-  and br-tun gone, a guest reached), Swift and Heat run, and demo's template with a server, a
-  Cinder volume attached to it and a Swift container reaches CREATE_COMPLETE (each resource
-  checked through its own API); deleting the stack takes all three away;
+- the heat stage, the defaults with Swift, Cinder's backup service and ``enable_plugin heat``:
+  back on OVN (the agents, their namespaces and br-tun gone, a guest reached), Swift and Heat
+  run, and demo's template with a server, a Cinder volume attached to it and a Swift container
+  reaches CREATE_COMPLETE (each resource checked through its own API); deleting the stack takes
+  all three away (test_heat, test_swift, test_cinder and test_horizon then check their project
+  on this stage);
 - the post's own lines (``stackmagic/samples/blog-everything.localrc``; Cinder's backing file
   kept at the defaults' size, since the post's 16M cannot hold a volume): what still exists
   upstream runs — Swift's four servers, Ceilometer's agents with Gnocchi, Trove's three, Zaqar (the post's ``zaqar-server`` runs as
@@ -78,6 +80,7 @@ outputs:
 """
 
 
+@pytest.mark.cloud_stage("heat")
 def test_back_to_ovn_with_swift_and_heat_and_a_guest_is_reached(default_cloud):
     from stackmagic import guestcheck
 
@@ -88,6 +91,7 @@ def test_back_to_ovn_with_swift_and_heat_and_a_guest_is_reached(default_cloud):
     assert found["ok"], found["stages"]
 
 
+@pytest.mark.cloud_stage("heat")
 def test_a_template_with_a_server_a_volume_and_a_container_completes(default_cloud):
     from stackmagic.guestcheck import _spec
 
@@ -121,6 +125,7 @@ def test_a_template_with_a_server_a_volume_and_a_container_completes(default_clo
         assert container not in [c.name for c in demo.object_store.containers()]
 
 
+@pytest.mark.cloud_stage("everything")
 def test_the_posts_everything_runs_what_still_exists_beside_the_default_set(default_cloud):
     engine = restack(default_cloud, "everything")
     status = healthy(engine)
@@ -132,6 +137,7 @@ def test_the_posts_everything_runs_what_still_exists_beside_the_default_set(defa
     assert "sahara" not in engine.tmux.running()
 
 
+@pytest.mark.cloud_stage("everything")
 def test_swift_keeps_demos_object(default_cloud):
     with sdk_connection(default_cloud["root"], "devstack") as demo:
         store = demo.object_store
@@ -143,6 +149,7 @@ def test_swift_keeps_demos_object(default_cloud):
         store.delete_container(name)
 
 
+@pytest.mark.cloud_stage("everything")
 def test_a_second_stack_with_nothing_changed_restarts_nothing(default_cloud):
     """The post's RECLONE=yes fetches and resets every checkout on each run (its clone steps
     always run), and nothing else does when the code did not change."""

@@ -1,16 +1,18 @@
-"""Heat for real (catalog/heat.py, heat_script.py): Keystone, MariaDB, RabbitMQ and h-eng, h-api,
-h-api-cfn, sources mirrored from PyPI sdists. One stack serves the module: every service is
+"""Heat for real (catalog/heat.py, heat_script.py), on the session's shared cloud at its heat
+stage (tests/default_cloud.py: test_everything stacks the default set with Swift and
+``enable_plugin heat``; MariaDB, RabbitMQ, sources mirrored from PyPI sdists): every service is
 healthy (the engine workers up in Heat's own service table), the stack domain and its admin
 exist, the demo user's template (OS::Heat::RandomString, OS::Heat::TestResource and a
 wait condition signalled through the CloudFormation API's signed URL) reaches CREATE_COMPLETE
-and its outputs are read back, then DELETE_COMPLETE; a re-run with nothing changed runs no step;
-unstack leaves no process.
+and its outputs are read back, then DELETE_COMPLETE; a re-run with nothing changed runs no step.
+test_everything's template adds a server, a volume and a Swift container; its "everything"
+stage stops Heat (the post's last line disables it) and checks that nothing of Heat runs then.
 
 Plans alone (no service) show: h-api-cw is explained as removed upstream and never runs; the
 auth_encryption_key is generated once, kept with the passwords, written to heat.conf and shown
 nowhere; bad input is refused before anything is built.
 
-Slow (a cold stack: a few minutes), run by CI.
+The slow tests: root only (the shared cloud), run by CI.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,7 +29,11 @@ import pytest
 import yaml
 
 from stackmagic.samples import sandbox
-from tests.conftest import engine_for, real_stack, wait_until
+from tests.conftest import engine_for, wait_until
+from tests.default_cloud import on_stage
+
+#: the slow tests check the shared cloud at the stage that runs Heat
+pytestmark = pytest.mark.cloud_stage("heat")
 
 SERVICES = "key mysql rabbit h-eng h-api h-api-cfn"
 HERE = Path(__file__).parent
@@ -274,16 +279,9 @@ outputs:
 
 
 @pytest.fixture(scope="module")
-def stack():
-    """One real stack for the module; everything it started is stopped afterwards."""
-    # the database and rabbit accounts enter DATA_DIR: not pytest's 0700 tmp
-    root = Path(tempfile.mkdtemp(prefix="stackmagic-heat-"))
-    root.chmod(0o755)
-    localrc = write_localrc(root)
-    started = time.monotonic()
-    with real_stack(root, localrc, clean=True) as (engine, summary):
-        yield {"root": root, "localrc": localrc, "engine": engine, "summary": summary,
-               "data": root / "data", "seconds": time.monotonic() - started}
+def stack(default_cloud):
+    """The shared cloud at its heat stage."""
+    return on_stage(default_cloud, "h-eng", "h-api", "h-api-cfn")
 
 
 def connect(stack, cloud: str):
@@ -296,12 +294,14 @@ def connect(stack, cloud: str):
 
 @pytest.mark.slow
 def test_every_service_is_healthy_and_every_engine_worker_up(stack):
-    services = {s.service: s for s in stack["summary"].services}
+    services = {s.service: s for s in stack["engine"].status()}
     sick = {n: s.detail for n, s in services.items() if not s.healthy}
     assert not sick, sick
     assert {"h-eng", "h-api", "h-api-cfn"} <= set(services)
-    assert "2 workers up" in services["h-eng"].detail or "workers up" in services["h-eng"].detail
-    print(f"\ncold stack: {stack['seconds']:.0f} s ({stack['summary'].seconds:.0f} s in stack)")
+    from stackmagic.catalog.heat import Heat
+
+    workers = Heat().engine_workers(stack["engine"].ctx)
+    assert f"{workers} workers up" in services["h-eng"].detail, services["h-eng"].detail
 
 
 @pytest.mark.slow
@@ -392,26 +392,3 @@ def test_a_rerun_with_nothing_changed_runs_no_step(stack):
     assert [r.step for r in summary.ran] == []
     assert all(s.healthy for s in summary.services)
     print(f"\nre-run: {seconds:.1f} s")
-
-
-@pytest.mark.slow
-def test_unstack_leaves_no_process(stack):
-    """Last in the module: it takes the stack down."""
-    from stackmagic.process_info import alive, tree
-
-    pids = [p for s in engine_for(stack["localrc"]).status() if s.pid for p in tree(s.pid)]
-    rss = {s.service: s.rss_kib for s in engine_for(stack["localrc"]).status()
-           if s.service.startswith("h-")}
-    print(f"\nRSS (KiB): {rss}")
-    engine_for(stack["localrc"]).unstack(all=True)
-    assert wait_until(lambda: not [p for p in pids if alive(p)], 60), [p for p in pids if alive(p)]
-    root = str(stack["root"]).encode()
-    left = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if root in (entry / "cmdline").read_bytes():
-                    left.append(int(entry.name))
-            except OSError:
-                continue
-    assert not [p for p in left if alive(p)], left

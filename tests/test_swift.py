@@ -1,8 +1,11 @@
-"""Swift for real (catalog/swift.py): Keystone on SQLite and the four Swift services, sources
-mirrored from PyPI sdists. One stack serves the slow tests: every service is healthy, the demo
-user stores an object through openstacksdk and reads it back byte for byte, the object's file
-lies in the ring's device directory (on the loop-mounted drive where the probe chose one),
-a second stack runs no step, and unstack leaves no process and no mount.
+"""Swift for real (catalog/swift.py), on the session's shared cloud at its heat stage
+(tests/default_cloud.py: test_everything stacks the default set with the four Swift services;
+sources mirrored from PyPI sdists): every service is healthy, the object-store endpoint and
+accounts are devstack's, the demo user stores an object through openstacksdk and reads it back
+byte for byte, the object's file lies in the ring's device directory (on the loop-mounted drive
+where the probe chose one), and swift.conf keeps SWIFT_HASH out of every log. test_heat checks
+that a second stack runs no step; test_compute's unstack (after a localrc that no longer
+enables Swift) that no process and no mount is left, and its clean that the drive goes.
 
 The plan-level tests (no service is started) run anywhere: what the plan says of the drive and
 the rings, SWIFT_HASH generated once, kept and never shown, and bad values refused before
@@ -23,7 +26,11 @@ from stackmagic.catalog import loopback
 from stackmagic.catalog.swift import Swift
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
-from tests.conftest import engine_for, module_stack, mounts_under, sdk_connection, wait_until
+from tests.conftest import engine_for, sdk_connection, wait_until
+from tests.default_cloud import on_stage
+
+#: the slow tests check the shared cloud at the stage that runs Swift
+pytestmark = pytest.mark.cloud_stage("heat")
 
 SERVICES = "key s-proxy s-object s-container s-account"
 HERE = Path(__file__).parent
@@ -186,10 +193,9 @@ def test_tempest_hears_about_object_storage_as_lib_tempest_tells_it(tmp_path):
 
 # -- a real stack -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def stack():
-    """One real stack for the module; everything it started or mounted is undone afterwards."""
-    with module_stack("stackmagic-swift-", write_localrc) as made:
-        yield made
+def stack(default_cloud):
+    """The shared cloud at its heat stage."""
+    return on_stage(default_cloud, "s-proxy", "s-object", "s-container", "s-account")
 
 
 @pytest.fixture(scope="module")
@@ -201,15 +207,10 @@ def demo(stack):
 
 @pytest.mark.slow
 def test_every_swift_service_is_healthy(stack):
-    services = {s.service: s for s in stack["summary"].services}
+    services = {s.service: s for s in stack["engine"].status()}
     assert {"s-proxy", "s-object", "s-container", "s-account"} <= set(services)
     sick = {n: s.detail for n, s in services.items() if not s.healthy}
     assert not sick, sick
-    summary = stack["summary"]
-    print(f"cold stack: {summary.seconds:.1f} s; by phase: "
-          + ", ".join(f"{p} {s:.1f}" for p, s in summary.by_phase().items()))
-    for s in engine_for(stack["localrc"]).status():
-        print(f"{s.service}: RSS {(s.rss_kib or 0) / 1024:.0f} MiB ({s.detail})")
 
 
 @pytest.mark.slow
@@ -272,37 +273,3 @@ def test_swift_conf_keeps_the_hash_secret(stack):
     logs = [p for p in (stack["root"] / "logs").rglob("*.log")]
     assert logs and not [p for p in logs if secret in p.read_text(errors="replace")]
     assert secret not in json.dumps(engine.state.steps, default=str)
-
-
-@pytest.mark.slow
-def test_a_second_stack_runs_no_step(stack):
-    import time
-
-    started = time.monotonic()
-    summary = engine_for(stack["localrc"]).stack()
-    assert [r.step for r in summary.ran] == []
-    assert all(s.healthy for s in summary.services), summary.services
-    print(f"re-stack with nothing changed: {time.monotonic() - started:.1f} s")
-
-
-@pytest.mark.slow
-def test_unstack_leaves_no_process_and_no_mount(stack):
-    """Last in the module: it takes the stack down — after the localrc stopped enabling Swift,
-    as unstack undoes what a project set up whatever the localrc says now."""
-    from stackmagic.process_info import alive, tree
-
-    root, data = stack["root"], stack["data"]
-    pids = [p for s in engine_for(stack["localrc"]).status() if s.pid for p in tree(s.pid)]
-    assert pids
-    localrc = stack["localrc"]
-    localrc.write_text(localrc.read_text() + "disable_service s-proxy s-object s-container s-account\n")
-    assert not [s for s in engine_for(localrc).config.enabled if s.startswith("s-")]
-    engine_for(stack["localrc"]).unstack(all=True)
-    assert not mounts_under(root)
-    assert wait_until(lambda: not [p for p in pids if alive(p)], 30)
-    assert not (data / "stackmagic" / "swift-disk.json").exists()
-    image = data / "swift" / "drives" / "images" / "swift.img"
-    if loopback.probe(("xfs", "ext4"))[0]:
-        assert image.is_file()                          # the objects stay for the next stack
-    engine_for(stack["localrc"]).clean()
-    assert not image.exists() and not (data / "swift").exists()

@@ -29,7 +29,10 @@ from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
 from tests.conftest import engine_for, sdk_connection
-from tests.default_cloud import everything_stage
+from tests.default_cloud import on_stage
+
+#: the slow tests check the shared cloud as test_everything left it
+pytestmark = pytest.mark.cloud_stage("everything")
 
 PLUGIN_LINE = "enable_plugin trove https://opendev.org/openstack/trove"
 POST_LINE = "enable_service trove tr-api tr-tmgr tr-cond"
@@ -209,7 +212,7 @@ def test_the_endpoints_are_the_plugins(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def stack(default_cloud):
     """The shared cloud as test_everything left it: the post's everything localrc, Trove in it."""
-    return everything_stage(default_cloud, *TROVE)
+    return on_stage(default_cloud, *TROVE)
 
 
 def datastores_seen(root: Path, cloud: str) -> tuple[str, dict[str, dict]]:

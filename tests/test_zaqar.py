@@ -32,7 +32,10 @@ from stackmagic.config import load_config
 from stackmagic.errors import ConfigError
 from stackmagic.samples import sandbox
 from tests.conftest import engine_for, sdk_connection
-from tests.default_cloud import everything_stage
+from tests.default_cloud import on_stage
+
+#: the slow tests check the shared cloud as test_everything left it
+pytestmark = pytest.mark.cloud_stage("everything")
 
 PLUGIN_LINE = "enable_plugin zaqar https://opendev.org/openstack/zaqar"
 SERVICES = {"key", "mysql", "rabbit", "memcached", "redis", "zaqar-wsgi", "zaqar-websocket"}
@@ -108,7 +111,7 @@ def test_tempest_hears_zaqar_is_there(tmp_path):
 def stack(default_cloud):
     """The shared cloud as test_everything left it: the seed post's everything localrc, whose
     ``zaqar-server`` runs Zaqar (on MariaDB, beside the whole default set and Tempest)."""
-    return everything_stage(default_cloud, *(SERVICES - {"redis"}))
+    return on_stage(default_cloud, *(SERVICES - {"redis"}))
 
 
 @pytest.fixture(scope="module")

@@ -189,6 +189,21 @@ class Horizon(Project):
         text = template.read_text() + "\n"         # devstack: ensure it ends with a newline
         # the secret key's store, kept with the config (the example: beside the file's link)
         text = re.sub(r"(?m)^LOCAL_PATH = .*$", f"LOCAL_PATH = {str(self.conf_dir(ctx))!r}", text)
+        if not memcached.servers(ctx):
+            (self.data_dir(ctx) / "sessions").mkdir(parents=True, exist_ok=True)
+        for section, option, value in self.dashboard_settings(ctx):
+            text = config_set(text, section, option, value)
+        ctx.write_file(self.local_settings(ctx), text)
+        link = self.link(ctx)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(self.local_settings(ctx))
+        ctx.write_file(ctx.conf_dir(self.name) / f"wsgi_{self.name}.py",
+                       WSGI.format(settings=SETTINGS_MODULE, mount=self.mount(ctx)))
+
+    def dashboard_settings(self, ctx: "Context") -> list[tuple[str, str, str]]:
+        """What configure sets in local_settings.py: (dict or "" for the top level, name, value)."""
+        s = ctx.settings
         options = [
             ("", "WEBROOT", repr(self.mount(ctx) + "/")),
             ("", "COMPRESS_OFFLINE", "True"),
@@ -208,22 +223,12 @@ class Horizon(Project):
             options.append(("", "CACHES", repr({"default": {
                 "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": cache}})))
         else:
-            sessions = self.data_dir(ctx) / "sessions"
-            sessions.mkdir(parents=True, exist_ok=True)
             options += [
                 ("", "CACHES", repr({"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}})),
                 ("", "SESSION_ENGINE", repr("django.contrib.sessions.backends.file")),
-                ("", "SESSION_FILE_PATH", repr(str(sessions))),
+                ("", "SESSION_FILE_PATH", repr(str(self.data_dir(ctx) / "sessions"))),
             ]
-        for section, option, value in options:
-            text = config_set(text, section, option, value)
-        ctx.write_file(self.local_settings(ctx), text)
-        link = self.link(ctx)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(self.local_settings(ctx))
-        ctx.write_file(ctx.conf_dir(self.name) / f"wsgi_{self.name}.py",
-                       WSGI.format(settings=SETTINGS_MODULE, mount=self.mount(ctx)))
+        return options
 
     def init(self, ctx: "Context") -> None:
         # init_horizon: after the plugins are configured
