@@ -1,15 +1,18 @@
-"""devstack's default set (an empty localrc, sources from PyPI), stacked once per test session
+"""devstack's default set (an empty localrc, sources from PyPI, plus c-bak), stacked once per test session
 and shared by the modules that need a whole cloud. The cloud goes through :data:`STAGES`, each
 stacked again on the last with no ``clean``:
 
 - ``default``: the empty localrc — ``test_compute`` (services, guests, Tempest's smoke run,
   Horizon with a guest), ``test_nova`` (Nova's own view of it);
 - ``agents``: the seed post's first localrc, Neutron's agent layout (``test_agents``);
-- ``heat``: back to OVN, the defaults with Swift, Heat and Cinder's backup service
-  (``test_everything`` stacks it; ``test_heat``, ``test_swift``, ``test_cinder`` and
-  ``test_horizon`` check their project on it);
+- ``heat``: back to OVN, the defaults with Swift and Heat (``test_everything`` stacks it;
+  ``test_heat``, ``test_swift``, ``test_cinder`` and ``test_horizon`` check their project on it);
 - ``everything``: the post's "everything" localrc (``test_everything``; ``test_trove``,
   ``test_zaqar``, ``test_ceilometer``).
+
+Every stage adds Cinder's backup service (``c-bak``) to its localrc, so that test_cinder checks
+backups on the same cloud: enabled from the first stack on, it never makes Cinder and Horizon
+(whose settings name it) configure again between stages.
 
 A test names its stage with ``pytest.mark.cloud_stage`` (``default`` without one). The test
 that unstacks the cloud runs last (``pytest.mark.unstacks``); ``order`` puts these tests at the
@@ -103,26 +106,26 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
+#: what every stage's local.conf adds: the sources from PyPI (no git host), Cinder's backups
+BASE = ["MIRROR_FROM_PYPI=True", "enable_service c-bak"]
+
 #: what a local.conf adds to the defaults: the seed post's first localrc (Neutron's agents), its
 #: "everything" localrc (with what this machine needs: Cinder's backing file stays the
-#: defaults' size, the post's 16M cannot hold a volume), or Swift, Heat and Cinder's backup
-#: service beside the defaults
+#: defaults' size, the post's 16M cannot hold a volume), or Swift and Heat beside the defaults
 ADDED = {
     "default": [],
     "post": [f"source {sample_path('blog-neutron')}"],
     # (and Ceilometer polls every 15 s, as devstack's telemetry jobs set it, so a test sees a poll)
     "everything": [f"source {sample_path('blog-everything')}", "VOLUME_BACKING_FILE_SIZE=30G",
                    "CEILOMETER_PIPELINE_INTERVAL=15"],
-    "heat": ["enable_service s-proxy s-object s-container s-account c-bak",
+    "heat": ["enable_service s-proxy s-object s-container s-account",
              "enable_plugin heat https://opendev.org/openstack/heat"],
 }
 
 
 def write_localrc(cloud: dict, kind: str = "default") -> None:
-    """local.conf: the sandbox and MIRROR_FROM_PYPI, and what ``kind`` adds (:data:`ADDED`)."""
-    lines = ADDED[kind]
-    cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], "MIRROR_FROM_PYPI=True",
-                                        *lines, ""]))
+    """local.conf: the sandbox, :data:`BASE`, and what ``kind`` adds (:data:`ADDED`)."""
+    cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], *BASE, *ADDED[kind], ""]))
 
 
 AGENTS = ("q-agt", "q-dhcp", "q-l3", "q-meta")

@@ -1,6 +1,6 @@
 """Cinder for real (catalog/cinder.py, catalog/cinder_backends.py), on the session's shared cloud
 at its heat stage (tests/default_cloud.py: the default set's c-api, c-sch, c-vol on MariaDB,
-RabbitMQ and etcd3, with c-bak added; sources mirrored from PyPI sdists): the volume services
+RabbitMQ and etcd3, with c-bak, which every stage adds; sources mirrored from PyPI sdists): the volume services
 are up in Cinder's own view, devstack's default volume type exists, a 1 GiB volume becomes
 available with its data inside the backing file's filesystem, extend, snapshot, backup and
 delete work. Nova attaches Cinder's volumes to real guests on the same cloud (test_compute's
@@ -30,7 +30,7 @@ from tests.default_cloud import on_stage
 SERVICES = "key mysql rabbit etcd3 c-api c-sch c-vol c-bak"
 HERE = Path(__file__).parent
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="c-vol needs root (loop devices, mounts)")
-#: the slow tests check the shared cloud at the stage that adds c-bak
+#: the slow tests check the shared cloud at its heat stage, beside the Swift, Heat and Horizon modules
 pytestmark = pytest.mark.cloud_stage("heat")
 
 

@@ -1,5 +1,5 @@
 """A guest you can reach, for real (issues 10 and 12), on devstack's default set from an empty
-localrc (plus MIRROR_FROM_PYPI) — Keystone, Glance, Placement, RabbitMQ, MariaDB, etcd3, dstat,
+localrc (plus MIRROR_FROM_PYPI, and c-bak for test_cinder) — Keystone, Glance, Placement, RabbitMQ, MariaDB, etcd3, dstat,
 Nova on libvirt/QEMU, Open vSwitch and OVN, Neutron ML2/OVN, Cinder, Horizon, Tempest — the
 session's shared stack (tests/default_cloud.py; test_agents uses it after this module):
 
@@ -196,7 +196,7 @@ def test_unstack_leaves_nothing(cloud):
     # Cinder's backing file are unmounted after a localrc that no longer enables them
     conf = cloud["conf"]
     conf.write_text(conf.read_text() + "disable_service s-proxy s-object s-container s-account "
-                                       "c-api c-sch c-vol\n")
+                                       "c-api c-sch c-vol c-bak\n")
     assert not {"s-proxy", "c-vol"} & set(engine_for(cloud).config.enabled)
     data = engine_for(cloud).config.settings.data_dir
     drive = loopback.probe(("xfs", "ext4"))[0]          # else Swift's objects lie in a plain directory

@@ -2,7 +2,7 @@
 the session's default cloud (tests/default_cloud.py) after test_agents turned it to the agent
 layout — each stacked again, no ``clean``:
 
-- the heat stage, the defaults with Swift, Cinder's backup service and ``enable_plugin heat``:
+- the heat stage, the defaults with Swift and ``enable_plugin heat``:
   back on OVN (the agents, their namespaces and br-tun gone, a guest reached), Swift and Heat
   run, and demo's template with a server, a Cinder volume attached to it and a Swift container
   reaches CREATE_COMPLETE (each resource checked through its own API); deleting the stack takes
