@@ -71,6 +71,34 @@ def test_without_memcached_the_sessions_go_to_files(tmp_path):
     assert "'LOCATION': '127.0.0.1:" in cached["CACHES"]           # the stack's memcached
 
 
+def test_a_screenshot_says_what_to_do_when_it_cannot_be_taken(tmp_path):
+    """Horizon not enabled, not running, a user devstack does not make, a page that is not the
+    dashboard's: each a clear error that says what to change (the CLI: its exit code)."""
+    import subprocess
+    import sys
+
+    from stackmagic import dashboard
+    from stackmagic.errors import ConfigError, StackError
+    from tests.conftest import engine_for
+
+    def localrc(*services: str) -> Path:
+        path = tmp_path / "localrc"
+        path.write_text("\n".join([*sandbox(tmp_path, "horizon"), "disable_all_services",
+                                    f"enable_service {' '.join(services)}"]) + "\n")
+        return path
+
+    with pytest.raises(ConfigError, match="enable_service horizon"):
+        dashboard.screenshot(engine_for(localrc("key")))
+    engine = engine_for(localrc("key", "horizon"))
+    with pytest.raises(StackError, match="run stack first"):
+        dashboard.screenshot(engine)
+    assert dashboard.url(engine).endswith("/dashboard/")
+    proc = subprocess.run([sys.executable, "-m", "stackmagic", "dashboard", "-o", str(tmp_path / "x.png"),
+                           "-c", str(localrc("key"))], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "enable_service horizon" in proc.stderr, proc.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
 # -- the shared cloud -----------------------------------------------------------------------
 class Stack:
     def __init__(self, localrc: Path):
@@ -224,3 +252,45 @@ def test_admin_logs_in_and_the_identity_pages_list_what_keystone_holds(stack):
     _, refused = login(stack.url, "nobody-here", "not-a-password")
     assert urlsplit(refused.url).path == "/dashboard/auth/login/"
     assert "Invalid credentials" in refused.text
+
+
+@pytest.mark.slow
+def test_the_dashboard_command_and_magic_show_a_page_as_demo_sees_it(stack, tmp_path):
+    """``stackmagic dashboard -o`` writes a screenshot of the page demo sees (Debian's headless
+    Chromium, logged in with the stack's password, which it never prints); ``%horizon`` shows it
+    inline; a user devstack does not make, or a page outside the dashboard, is refused."""
+    import subprocess
+    import sys
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from stackmagic import dashboard
+    from stackmagic.errors import ConfigError
+    from stackmagic.magics import StackMagics
+    from tests.conftest import engine_for
+
+    shot = tmp_path / "volumes.png"
+    proc = subprocess.run([sys.executable, "-m", "stackmagic", "dashboard", "project/volumes/",
+                           "-o", str(shot), "-c", str(stack.localrc)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and shot.stat().st_size > 10_000
+    assert f"{stack.url}project/volumes/" in proc.stdout and "as demo" in proc.stdout
+    password = stack.settings.admin_password
+    assert password not in proc.stdout + proc.stderr
+
+    engine = engine_for(stack.localrc)
+    for page, user in (("project/instances/", "nobody"), ("http://127.0.0.2/", "demo")):
+        with pytest.raises(ConfigError):
+            dashboard.screenshot(engine, page, user=user)
+    from stackmagic.errors import StackError
+
+    with pytest.raises(StackError, match="not a member of a project 'alt_demo'"):
+        dashboard.screenshot(engine, "identity/", project="alt_demo")
+
+    sh = InteractiveShell.instance()
+    sh.register_magics(StackMagics(sh))
+    taken = sh.run_line_magic("horizon", f"identity/ -c {stack.localrc}")
+    assert isinstance(taken, dashboard.Screenshot) and taken.user == "demo"
+    assert urlsplit(taken.url).path == "/dashboard/identity/" and "Projects" in taken.title
+    assert taken._repr_png_().startswith(b"\x89PNG") and password not in repr(taken)

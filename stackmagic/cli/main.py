@@ -7,8 +7,8 @@ import sys
 
 from stackmagic.errors import StackError
 
-VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs", "verify", "kernel",
-         "provider")
+VERBS = ("plan", "samples", "stack", "unstack", "clean", "status", "logs", "verify", "dashboard",
+         "kernel", "provider")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -200,6 +200,21 @@ class StackMagics(Magics):
         return None
 
     @magic_arguments()
+    @argument("page", nargs="?", default="project/instances/",
+              help="the dashboard's page, its path below the dashboard (default: project/instances/)")
+    @argument("--user", default="demo", help="one of devstack's users (they log in with ADMIN_PASSWORD)")
+    @argument("--project", default=None, help="the project to show (default: the user's own, demo for demo)")
+    @_config_arguments
+    @line_magic
+    def horizon(self, line: str = ""):
+        """A screenshot of a Horizon page, logged in (Debian's headless Chromium), shown inline."""
+        from stackmagic import dashboard
+
+        args = _parse(self.horizon, line)
+        engine = _guard(lambda: self._engine(args))
+        return _guard(lambda: dashboard.screenshot(engine, args.page, user=args.user, project=args.project))
+
+    @magic_arguments()
     @_config_arguments
     @line_magic
     def screen(self, line: str = ""):
