@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -11,20 +12,38 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class HttpCheck:
-    """Healthy when ``url`` answers with an HTTP status below 500 (300 for a version list is fine)."""
+    """Healthy when ``url`` answers with an HTTP status below 500 (300 for a version list is fine).
+
+    A server that accepts the connection but has not answered within ``timeout`` is asked once
+    more, given ``patience`` seconds: on a loaded machine (two cores, fifty services, a status
+    that probes eight at a time) a busy single-worker API is slow, not sick. A refused
+    connection fails at once.
+    """
 
     url: str
     timeout: float = 2.0
+    patience: float = 15.0
 
     def probe(self) -> tuple[bool, str]:
+        healthy, detail, timed_out = self._ask(self.timeout)
+        if not timed_out:
+            return healthy, detail
+        start = time.monotonic()
+        healthy, detail, _ = self._ask(self.patience)
+        if healthy:
+            detail += f" (slow: answered {time.monotonic() - start:.1f} s after a {self.timeout:g} s probe timed out)"
+        return healthy, detail
+
+    def _ask(self, timeout: float) -> tuple[bool, str, bool]:
+        """(healthy, detail, whether it timed out)"""
         try:
-            with urllib.request.urlopen(self.url, timeout=self.timeout) as resp:  # noqa: S310
-                return True, f"HTTP {resp.status}"
+            with urllib.request.urlopen(self.url, timeout=timeout) as resp:  # noqa: S310
+                return True, f"HTTP {resp.status}", False
         except urllib.error.HTTPError as err:
-            return err.code < 500, f"HTTP {err.code}"
+            return err.code < 500, f"HTTP {err.code}", False
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
-            return False, f"no answer from {self.url} ({reason})"
+            return False, f"no answer from {self.url} ({reason})", isinstance(reason, TimeoutError)
 
     def describe(self) -> str:
         return self.url
