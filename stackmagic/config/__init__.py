@@ -136,11 +136,11 @@ def load_config(
     disabled = services.parse_service_list(values.get("DISABLED_SERVICES", ""))
     enabled, renamed = layouts.run_names(enabled, disabled)
     layout, set_aside = layouts.neutron_layout(values, enabled, localrc_name)
-    validate.check_values(values, [s for s in enabled if s not in set_aside], file=localrc_name,
-                          text=localrc_text)
+    running = [s for s in enabled if s not in set_aside]
+    validate.check_values(values, running, file=localrc_name, text=localrc_text)
     return Config(
         settings=settings,
-        enabled=[s for s in enabled if s not in set_aside],
+        enabled=running,
         layout=layout,
         set_aside=set_aside,
         renamed=renamed,
