@@ -9,9 +9,10 @@ background networking, as the network rules of this project ask.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urljoin, urlsplit
 
 from stackmagic.errors import ConfigError, StackError
@@ -65,21 +66,35 @@ def url(engine: "Engine") -> str:
 def screenshot(engine: "Engine", page: str = "project/instances/", *, user: str = "demo",
                project: str | None = None, width: int = 1280, height: int = 800,
                timeout: float = 90) -> Screenshot:
-    """Log in to the dashboard as ``user``, in ``project`` (default: the user's own, ``demo``
-    for demo: devstack gives its users no default project, and Horizon would start in whichever
-    Keystone lists first), and take a screenshot of ``page`` (a path below the dashboard, e.g.
-    ``project/instances/``, ``project/volumes/``, ``identity/``)."""
+    """Log in to the dashboard as ``user``, in ``project`` (see :func:`logged_in`), and take a
+    screenshot of ``page`` (a path below the dashboard, e.g. ``project/instances/``,
+    ``project/volumes/``, ``identity/``)."""
     base = url(engine)
-    status = {s.service: s for s in engine.status()}.get("horizon")
+    if urlsplit(page).scheme or urlsplit(page).netloc or page.startswith("/"):
+        raise ConfigError(f"{page!r} is not a page of the dashboard: give its path below "
+                          f"{base}, e.g. project/instances/")
+    with logged_in(engine, user=user, project=project, width=width, height=height,
+                   timeout=timeout) as tab:
+        tab.goto(urljoin(base, page))
+        tab.wait_for_load_state("networkidle")
+        return Screenshot(tab.screenshot(), tab.url, tab.title(), user)
+
+
+@contextlib.contextmanager
+def logged_in(engine: "Engine", *, user: str = "demo", project: str | None = None,
+              width: int = 1280, height: int = 800, timeout: float = 90) -> Iterator[Any]:
+    """A headless Chromium tab (Playwright's ``Page``) logged in to the dashboard as ``user``
+    and working in ``project`` (default: the user's own, ``demo`` for demo: devstack gives its
+    users no default project, and Horizon would start in whichever Keystone lists first); the
+    browser is closed when the block ends."""
+    base = url(engine)
+    status = {s.service: s for s in engine.status(only=["horizon"])}.get("horizon")
     if status is None or not status.healthy:
         raise StackError(f"Horizon does not answer at {base} "
                          f"({status.detail if status else 'not started'}): run stack first")
     if user not in USERS:
         raise ConfigError(f"{user!r} is none of devstack's users that log in with ADMIN_PASSWORD: "
                           f"use one of {', '.join(USERS)}")
-    if urlsplit(page).scheme or urlsplit(page).netloc or page.startswith("/"):
-        raise ConfigError(f"{page!r} is not a page of the dashboard: give its path below "
-                          f"{base}, e.g. project/instances/")
     if not CHROMIUM.exists():
         raise StackError(f"Debian's Chromium ({CHROMIUM}) is not installed: apt-get install chromium")
     try:
@@ -90,13 +105,12 @@ def screenshot(engine: "Engine", page: str = "project/instances/", *, user: str 
                          "pip install playwright (never `playwright install`: the browser is "
                          "Debian's)") from None
     password = engine.ctx.settings.admin_password
-    ms = int(timeout * 1000)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
             try:
                 tab = browser.new_page(locale="en-US", viewport={"width": width, "height": height})
-                tab.set_default_timeout(ms)
+                tab.set_default_timeout(int(timeout * 1000))
                 tab.goto(urljoin(base, "auth/login/"))
                 tab.fill("#id_username", user)
                 tab.fill("#id_password", password)
@@ -113,12 +127,10 @@ def screenshot(engine: "Engine", page: str = "project/instances/", *, user: str 
                         raise StackError(f"{user} is not a member of a project {project!r} "
                                          f"(theirs: {', '.join(sorted(links)) or 'none'})")
                     tab.goto(urljoin(base, links[project]))
-                tab.goto(urljoin(base, page))
-                tab.wait_for_load_state("networkidle")
-                return Screenshot(tab.screenshot(), tab.url, tab.title(), user)
+                yield tab
             finally:
                 browser.close()
     except BrowserError as err:
         # Playwright's messages name the page and what it waited for, never the form's values
-        raise StackError(f"Chromium could not show {urljoin(base, page)}: "
+        raise StackError(f"Chromium could not show the dashboard ({base}): "
                          f"{str(err).splitlines()[0]}") from None

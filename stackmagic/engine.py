@@ -18,7 +18,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from stackmagic import events as ev
 from stackmagic.catalog import enabled_projects
@@ -330,8 +330,9 @@ class Engine:
         return key
 
     # -- status / logs ------------------------------------------------------------------------
-    def status(self, plan: Plan | None = None) -> list[ServiceStatus]:
-        """Every recorded process, probed now, plus the planned services that are not running.
+    def status(self, plan: Plan | None = None, only: Iterable[str] | None = None) -> list[ServiceStatus]:
+        """Every recorded process, probed now, plus the planned services that are not running
+        (``only``: just these services, the others neither probed nor listed).
 
         Reads the state and asks tmux once; no plan is built (plugins are not loaded), so it
         stays fast with many services.
@@ -351,6 +352,10 @@ class Engine:
         windowless = {rec.service: pid for rec in records if rec.service not in live
                       for pid in [_own_pid(rec)] if pid is not None}
         up = set(live) | set(windowless)
+        if only is not None:
+            only = set(only)
+            planned = {k: v for k, v in planned.items() if k in only}
+            records = [r for r in records if r.service in only]
 
         def probe(rec) -> tuple[bool | None, str]:
             if rec.service not in up:

@@ -63,6 +63,9 @@ def test_cold_stack_then_nothing_to_do_then_restart_after_kill(stack_dir):
     assert ran(restarted) == ["start echo-api"]
     assert get(stack_dir.port)["data"] == data_before
     assert get(stack_dir.port)["pid"] != pid
+    # one service's status alone (what %horizon asks before it opens a browser)
+    assert [(s.service, s.healthy) for s in stack_dir.engine().status(only=["echo-api"])] == [("echo-api", True)]
+    assert stack_dir.engine().status(only=["not-a-service"]) == []
 
     # unstack: no process, no tmux session left
     new_pid = {s.service: s for s in restarted.services}["echo-api"].pid

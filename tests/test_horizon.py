@@ -112,15 +112,14 @@ class Stack:
 
     @property
     def settings(self):
-        from stackmagic.config import load_config
-        from stackmagic.passwords import with_passwords
-
-        config = load_config(self.localrc)
-        return with_passwords(config, config.settings.data_dir / "stackmagic", create=False).settings
+        """The stack's settings, its passwords read from its store."""
+        return self.engine().ctx.settings
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.int('HORIZON_PORT')}/dashboard/"
+        from stackmagic import dashboard
+
+        return dashboard.url(self.engine())
 
 
 @pytest.fixture(scope="module")
@@ -193,43 +192,33 @@ def test_the_static_files_the_login_page_names_answer_from_the_collected_tree(st
 
 @pytest.mark.slow
 def test_demo_logs_in_with_chromium_and_sees_its_projects(stack):
-    from playwright.sync_api import sync_playwright
+    """demo, logged in by the dashboard module (Debian's Chromium), sees its home and its
+    projects, and no request of the pages fails."""
+    from stackmagic import dashboard
 
-    from tests.browser.page import CHROMIUM, FLAGS
-
-    assert Path(CHROMIUM).exists(), "install Debian's chromium: apt-get install chromium"
     ARTIFACTS.mkdir(exist_ok=True)
     failed: list[tuple[int, str]] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(locale="en-US", viewport={"width": 1280, "height": 800})
-            page.on("response", lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
-            page.goto(stack.url)
-            page.fill("#id_username", "demo")
-            page.fill("#id_password", stack.settings.admin_password)
-            with page.expect_navigation():
-                page.click("#loginBtn")
-            page.wait_for_load_state("networkidle")
-            # Horizon's home for demo is the project overview: the user menu, the project
-            # picker, and the panels of the services in the catalog
-            assert urlsplit(page.url).path == "/dashboard/project/"
-            assert page.locator(".navbar .dropdown-toggle", has_text="demo").count() >= 1
-            nav = page.locator("#sidebar-accordion").text_content()       # the folded groups too
-            # (Heat's panels are heat-dashboard's, a plugin of its own that is not enabled here)
-            assert all(panel in nav for panel in ("Identity", "API Access", "Instances", "Volumes",
-                                                  "Backups", "Networks", "Object Store")), nav
-            # the compressed CSS and JavaScript arrived and run
-            assert page.evaluate("() => document.styleSheets.length") >= 3
-            assert page.evaluate("() => typeof window.angular") == "object"
-            page.screenshot(path=str(ARTIFACTS / "horizon-demo-overview.png"))
-            page.goto(urljoin(stack.url, "identity/"))
-            page.wait_for_load_state("networkidle")
-            table = page.locator("table#tenants").inner_text()
-            assert "demo" in table and "invisible_to_admin" in table and "alt_demo" not in table
-            page.screenshot(path=str(ARTIFACTS / "horizon-demo-projects.png"))
-        finally:
-            browser.close()
+    with dashboard.logged_in(stack.engine(), user="demo") as page:
+        page.on("response", lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
+        page.goto(stack.url)
+        page.wait_for_load_state("networkidle")
+        # Horizon's home for demo is the project overview: the user menu, the project
+        # picker, and the panels of the services in the catalog
+        assert urlsplit(page.url).path == "/dashboard/project/"
+        assert page.locator(".navbar .dropdown-toggle", has_text="demo").count() >= 1
+        nav = page.locator("#sidebar-accordion").text_content()       # the folded groups too
+        # (Heat's panels are heat-dashboard's, a plugin of its own that is not enabled here)
+        assert all(panel in nav for panel in ("Identity", "API Access", "Instances", "Volumes",
+                                              "Backups", "Networks", "Object Store")), nav
+        # the compressed CSS and JavaScript arrived and run
+        assert page.evaluate("() => document.styleSheets.length") >= 3
+        assert page.evaluate("() => typeof window.angular") == "object"
+        page.screenshot(path=str(ARTIFACTS / "horizon-demo-overview.png"))
+        page.goto(urljoin(stack.url, "identity/"))
+        page.wait_for_load_state("networkidle")
+        table = page.locator("table#tenants").inner_text()
+        assert "demo" in table and "invisible_to_admin" in table and "alt_demo" not in table
+        page.screenshot(path=str(ARTIFACTS / "horizon-demo-projects.png"))
     assert not failed, failed
 
 

@@ -6,14 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from stackmagic.dashboard import CHROMIUM, FLAGS       # Debian's Chromium, as the product runs it
 from tests.conftest import wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-
-#: Chromium as this machine needs it: no sandbox (root), no GPU, and no background connections,
-#: which the closed network would refuse many at a time.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+__all__ = ["CHROMIUM", "FLAGS", "launch"]
 
 STDERR = 'application/vnd.jupyter.stderr'
 
@@ -34,7 +30,7 @@ CELL_STATE_JS = """() => {
 def launch(playwright: Any, profile: Path) -> Any:
     """Debian's Chromium, headless, with a fresh profile in ``profile``: a browser context."""
     return playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
+        str(profile), executable_path=str(CHROMIUM), headless=True, args=FLAGS,
         viewport={"width": 1440, "height": 1000}, locale="ja-JP")
 
 
