@@ -123,9 +123,24 @@ ADDED = {
 }
 
 
+#: a test-config section in every stage's local.conf, merged into tempest.conf (an option
+#: neither Tempest's default nor one stackmagic writes, so test_compute sees the merge)
+TEST_CONFIG = ["[[test-config|$TEMPEST_CONFIG]]", "[image]", "build_timeout = 240"]
+
+
 def write_localrc(cloud: dict, kind: str = "default") -> None:
-    """local.conf: the sandbox, :data:`BASE`, and what ``kind`` adds (:data:`ADDED`)."""
-    cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], *BASE, *ADDED[kind], ""]))
+    """local.conf: the sandbox, :data:`BASE`, what ``kind`` adds (:data:`ADDED`), and
+    :data:`TEST_CONFIG`."""
+    cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], *BASE, *ADDED[kind],
+                                        *TEST_CONFIG, ""]))
+
+
+def add_to_localrc(cloud: dict, *lines: str) -> None:
+    """``lines`` at the end of the localrc section of the cloud's local.conf (before its
+    test-config section)."""
+    text = cloud["conf"].read_text()
+    assert text.count(TEST_CONFIG[0]) == 1, text
+    cloud["conf"].write_text(text.replace(TEST_CONFIG[0], "\n".join([*lines, TEST_CONFIG[0]])))
 
 
 AGENTS = ("q-agt", "q-dhcp", "q-l3", "q-meta")
