@@ -321,7 +321,8 @@ class Engine:
             ctx.logfile.write_text(f"== {step.id} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
         t0 = time.monotonic()
         outputs = step.run(ctx) or {}
-        reads = {n: (_h(v) if v is not None else None) for n, v in ctx.reads.items()}
+        reads = {n: (_h(v) if v is not None else None) for n, v in ctx.reads.items()
+                 if n not in step.unkeyed}
         inputs = _h(step.inputs(self.ctx.for_step(step)))
         key = self._fingerprint(step, reads, inputs, dep_keys)
         self.state.record_step(step.id, StepRecord(

@@ -39,6 +39,9 @@ class Step:
     inputs: Callable[["Context"], dict[str, Any]] = lambda ctx: {}
     recipe: str = ""                        # hash of the code that does the step
     always: bool = False                    # run even when nothing changed (RECLONE)
+    #: settings it reads that decide how it runs, not what it makes: not part of its key, so
+    #: setting them re-runs nothing built on it (RECLONE for a clone)
+    unkeyed: tuple[str, ...] = ()
     process: "Process | None" = None        # for start steps
     owner: "Project | None" = None
     needs: list[str] = field(default_factory=list)     # start steps: services up before it
@@ -113,7 +116,8 @@ def build_plan(ctx: "Context", projects: list["Project"], unsupported: list[str]
             # after the packages (git), but a new package for another project is no reason to
             # fetch this one again (and re-run everything built on it)
             add(Step(sid, "clone", p.name, S.clone(p), deps=list(base), key_deps=[],
-                     inputs=S.clone_inputs(p), recipe=S.recipe(S), always=ctx.settings.reclone, owner=p))
+                     inputs=S.clone_inputs(p), recipe=S.recipe(S), always=ctx.settings.reclone, owner=p,
+                     unkeyed=("RECLONE",)))
             clones.append(sid)
     pre = []
     for p in projects:

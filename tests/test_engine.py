@@ -342,6 +342,10 @@ def test_a_debian_package_added_for_one_project_fetches_no_source_again(stack_di
     again = stack_dir.engine().stack()
     assert "packages" in ran(again), [(r.step, r.reason) for r in again.results]
     assert not [s for s in ran(again) if s.startswith(("clone", "configure", "start"))], ran(again)
+    # RECLONE=yes fetches and resets the checkout; the same commit re-runs nothing built on it
+    with stack_dir.localrc.open("a") as localrc:
+        localrc.write("RECLONE=yes\n")
+    assert ran(stack_dir.engine().stack()) == ["clone fakesource"]
 
 
 def test_unstack_stops_services_in_the_reverse_of_their_start(tmp_path):
