@@ -9,7 +9,9 @@ background networking, as the network rules of this project ask.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -39,12 +41,14 @@ _PROJECTS_JS = """() => [...document.querySelectorAll('a[href*="/auth/switch/"]'
 
 @dataclass(frozen=True)
 class Screenshot:
-    """A dashboard page as Chromium drew it: PNG bytes, the page's address and title."""
+    """A dashboard page as Chromium drew it: PNG bytes, the page's address and title, and the
+    text of its main panel (what a notebook's check reads: a table's rows)."""
 
     png: bytes
     url: str
     title: str
     user: str
+    text: str = ""
 
     def _repr_png_(self) -> bytes:          # Jupyter shows it as an image
         return self.png
@@ -73,11 +77,23 @@ def screenshot(engine: "Engine", page: str = "project/instances/", *, user: str 
     if urlsplit(page).scheme or urlsplit(page).netloc or page.startswith("/"):
         raise ConfigError(f"{page!r} is not a page of the dashboard: give its path below "
                           f"{base}, e.g. project/instances/")
-    with logged_in(engine, user=user, project=project, width=width, height=height,
-                   timeout=timeout) as tab:
-        tab.goto(urljoin(base, page))
-        tab.wait_for_load_state("networkidle")
-        return Screenshot(tab.screenshot(), tab.url, tab.title(), user)
+
+    def take() -> Screenshot:
+        with logged_in(engine, user=user, project=project, width=width, height=height,
+                       timeout=timeout) as tab:
+            tab.goto(urljoin(base, page))
+            tab.wait_for_load_state("networkidle")
+            main = tab.locator("#content_body, main, body").first
+            return Screenshot(tab.screenshot(), tab.url, tab.title(), user, main.inner_text())
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return take()
+    # a Jupyter kernel runs an asyncio loop in this thread, and Playwright's sync API refuses
+    # to start inside one: drive Chromium from a thread of its own
+    with ThreadPoolExecutor(1, thread_name_prefix="horizon") as pool:
+        return pool.submit(take).result()
 
 
 @contextlib.contextmanager

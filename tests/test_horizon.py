@@ -247,7 +247,9 @@ def test_admin_logs_in_and_the_identity_pages_list_what_keystone_holds(stack):
 def test_the_dashboard_command_and_magic_show_a_page_as_demo_sees_it(stack, tmp_path):
     """``stackmagic dashboard -o`` writes a screenshot of the page demo sees (Debian's headless
     Chromium, logged in with the stack's password, which it never prints); ``%horizon`` shows it
-    inline; a user devstack does not make, or a page outside the dashboard, is refused."""
+    inline, also from inside an asyncio loop, as a Jupyter kernel runs it; a user devstack does
+    not make, or a page outside the dashboard, is refused."""
+    import asyncio
     import subprocess
     import sys
 
@@ -279,7 +281,12 @@ def test_the_dashboard_command_and_magic_show_a_page_as_demo_sees_it(stack, tmp_
 
     sh = InteractiveShell.instance()
     sh.register_magics(StackMagics(sh))
-    taken = sh.run_line_magic("horizon", f"identity/ -c {stack.localrc}")
+
+    async def in_a_kernel():        # a Jupyter kernel runs the magic inside its asyncio loop
+        return sh.run_line_magic("horizon", f"identity/ -c {stack.localrc}")
+
+    taken = asyncio.run(in_a_kernel())
     assert isinstance(taken, dashboard.Screenshot) and taken.user == "demo"
     assert urlsplit(taken.url).path == "/dashboard/identity/" and "Projects" in taken.title
+    assert "demo" in taken.text and "invisible_to_admin" in taken.text     # the table's rows
     assert taken._repr_png_().startswith(b"\x89PNG") and password not in repr(taken)
