@@ -188,6 +188,17 @@ def default_cloud():
         yield stack
 
 
+@pytest.fixture(scope="session")
+def tutorial_run(default_cloud):
+    """The Japanese tutorials set up to run on the shared cloud (tests/tutorial_outputs.py):
+    a copy of notebooks/ja under the cloud's root, the stackmagic kernel installed there, and
+    the kernel's environment holding the cloud's sandbox (DEST, DATA_DIR, ports, tmux socket),
+    as a reader's shell would (``DEST=... jupyter lab``)."""
+    from tests import tutorial_outputs as outputs
+
+    return {**outputs.prepare(default_cloud["root"], default_cloud["lines"]), "cloud": default_cloud}
+
+
 def pytest_addoption(parser):
     parser.addoption("--without-default-cloud", action="store_true",
                      help="leave out the tests on the shared default cloud (for a quick run beside "

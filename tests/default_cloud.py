@@ -1,18 +1,18 @@
 """devstack's default set (an empty localrc, sources from PyPI, plus c-bak), stacked once per test session
 and shared by the modules that need a whole cloud. The cloud goes through :data:`STAGES`, each
-stacked again on the last with no ``clean``:
+stacked again on the last with no ``clean`` (:func:`stage_lines` says what each adds):
 
-- ``default``: the empty localrc — ``test_compute`` (services, guests, Tempest's smoke run,
-  Horizon with a guest), ``test_nova`` (Nova's own view of it);
+- ``default``: the empty localrc with Cinder's backups — ``test_compute`` (services, guests,
+  Tempest's smoke and identity/image API run, Horizon with a guest), ``test_nova`` (Nova's own
+  view of it), ``test_cinder`` (volumes, snapshots, backups);
 - ``agents``: the seed post's first localrc, Neutron's agent layout (``test_agents``);
-- ``heat``: back to OVN, the defaults with Swift and Heat (``test_everything`` stacks it;
-  ``test_heat``, ``test_swift``, ``test_cinder`` and ``test_horizon`` check their project on it);
+- ``heat``: back to OVN, the tutorials' localrc (the defaults with Swift and Heat): the
+  tutorials' 03 stacks it under nbval (``test_tutorials``, then ``test_browser`` runs 05 in
+  JupyterLab), ``test_everything`` checks the switch back; ``test_heat``, ``test_swift`` and
+  ``test_horizon`` check their project on it;
 - ``everything``: the post's "everything" localrc (``test_everything``; ``test_trove``,
-  ``test_zaqar``, ``test_ceilometer``).
-
-Every stage adds Cinder's backup service (``c-bak``) to its localrc, so that test_cinder checks
-backups on the same cloud: enabled from the first stack on, it never makes Cinder and Horizon
-(whose settings name it) configure again between stages.
+  ``test_zaqar``, ``test_ceilometer``);
+- last, the tutorials' 08 unstacks and cleans it (``test_compute``).
 
 A test names its stage with ``pytest.mark.cloud_stage`` (``default`` without one). The test
 that unstacks the cloud runs last (``pytest.mark.unstacks``); ``order`` puts these tests at the
@@ -40,8 +40,9 @@ STAGES = ("default", "agents", "heat", "everything")
 
 #: the modules sharing the stack, in the order they run within a stage (the one that stacks a
 #: stage first)
-MODULES = ("test_compute", "test_nova", "test_agents", "test_everything", "test_heat", "test_swift",
-           "test_cinder", "test_horizon", "test_trove", "test_zaqar", "test_ceilometer")
+MODULES = ("test_compute", "test_nova", "test_cinder", "test_agents", "test_tutorials", "test_browser",
+           "test_everything", "test_heat", "test_swift", "test_horizon", "test_trove", "test_zaqar",
+           "test_ceilometer")
 
 #: processes that must not outlive `unstack --all` (by /proc/<pid>/comm prefix)
 DAEMONS = ("qemu-system", "libvirtd", "virtlogd", "beam.smp", "epmd", "ovsdb-server",
@@ -106,41 +107,53 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-#: what every stage's local.conf adds: the sources from PyPI (no git host), Cinder's backups
+#: what the first stages' local.confs add: the sources from PyPI (no git host), Cinder's backups
+#: (test_cinder checks them there)
 BASE = ["MIRROR_FROM_PYPI=True", "enable_service c-bak"]
 
-#: what a local.conf adds to the defaults: the seed post's first localrc (Neutron's agents), its
-#: "everything" localrc (with what this machine needs: Cinder's backing file stays the
-#: defaults' size, the post's 16M cannot hold a volume), or Swift and Heat beside the defaults
-ADDED = {
-    "default": [],
-    "post": [f"source {sample_path('blog-neutron')}"],
-    # (and Ceilometer polls every 15 s, as devstack's telemetry jobs set it, so a test sees a poll)
-    "everything": [f"source {sample_path('blog-everything')}", "VOLUME_BACKING_FILE_SIZE=30G",
-                   "CEILOMETER_PIPELINE_INTERVAL=15"],
-    "heat": ["enable_service s-proxy s-object s-container s-account",
-             "enable_plugin heat https://opendev.org/openstack/heat"],
-}
-
-
-#: a test-config section in every stage's local.conf, merged into tempest.conf (an option
+#: a test-config section in the first stages' local.confs, merged into tempest.conf (an option
 #: neither Tempest's default nor one stackmagic writes, so test_compute sees the merge)
 TEST_CONFIG = ["[[test-config|$TEMPEST_CONFIG]]", "[image]", "build_timeout = 240"]
 
+#: the tutorials' localrc: what notebooks/ja/02-localrc.ipynb writes to local.conf (cell 02-05)
+TUTORIAL = Path(__file__).resolve().parent.parent / "notebooks" / "ja" / "02-localrc.ipynb"
+
+
+def tutorial_localrc() -> list[str]:
+    """The lines of the ``[[local|localrc]]`` section the tutorials' 02 writes: the defaults,
+    the sources from PyPI, Swift and Heat."""
+    cell = next(c for c in json.loads(TUTORIAL.read_text())["cells"] if c.get("id") == "02-05")
+    lines = "".join(cell["source"]).splitlines()
+    assert lines[:2] == ["%%local_conf", "[[local|localrc]]"], lines[:2]
+    assert not [line for line in lines[2:] if line.startswith("[[")], "one section only"
+    return lines[2:]
+
+
+def stage_lines(kind: str) -> list[str]:
+    """What a stage's local.conf has besides the sandbox (its whole localrc but the sandbox, and
+    its other sections):
+
+    - ``default``: :data:`BASE` and :data:`TEST_CONFIG`: an empty localrc otherwise;
+    - ``post``: the same and the seed post's first localrc (Neutron's agents);
+    - ``heat``: exactly the tutorials' localrc (:func:`tutorial_localrc`; Swift and Heat beside
+      the defaults), so that the series, run on this cloud with the sandbox in its kernel's
+      environment, stacks the same cloud;
+    - ``everything``: the post's "everything" localrc with what this machine needs (Cinder's
+      backing file stays the defaults' size, the post's 16M cannot hold a volume; Ceilometer
+      polls every 15 s, as devstack's telemetry jobs set it, so a test sees a poll).
+    """
+    if kind == "heat":
+        return tutorial_localrc()
+    if kind == "everything":
+        return ["MIRROR_FROM_PYPI=True", f"source {sample_path('blog-everything')}",
+                "VOLUME_BACKING_FILE_SIZE=30G", "CEILOMETER_PIPELINE_INTERVAL=15"]
+    added = {"default": [], "post": [f"source {sample_path('blog-neutron')}"]}[kind]
+    return [*BASE, *added, *TEST_CONFIG]
+
 
 def write_localrc(cloud: dict, kind: str = "default") -> None:
-    """local.conf: the sandbox, :data:`BASE`, what ``kind`` adds (:data:`ADDED`), and
-    :data:`TEST_CONFIG`."""
-    cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], *BASE, *ADDED[kind],
-                                        *TEST_CONFIG, ""]))
-
-
-def add_to_localrc(cloud: dict, *lines: str) -> None:
-    """``lines`` at the end of the localrc section of the cloud's local.conf (before its
-    test-config section)."""
-    text = cloud["conf"].read_text()
-    assert text.count(TEST_CONFIG[0]) == 1, text
-    cloud["conf"].write_text(text.replace(TEST_CONFIG[0], "\n".join([*lines, TEST_CONFIG[0]])))
+    """local.conf: the sandbox and :func:`stage_lines` of ``kind``."""
+    cloud["conf"].write_text("\n".join(["[[local|localrc]]", *cloud["lines"], *stage_lines(kind), ""]))
 
 
 AGENTS = ("q-agt", "q-dhcp", "q-l3", "q-meta")

@@ -1,12 +1,12 @@
 """Cinder for real (catalog/cinder.py, catalog/cinder_backends.py), on the session's shared cloud
-at its heat stage (tests/default_cloud.py: the default set's c-api, c-sch, c-vol on MariaDB,
-RabbitMQ and etcd3, with c-bak, which every stage adds; sources mirrored from PyPI sdists): the volume services
+at its default stage (tests/default_cloud.py: the default set's c-api, c-sch, c-vol on MariaDB,
+RabbitMQ and etcd3, with c-bak, which the first stages add; sources mirrored from PyPI sdists): the volume services
 are up in Cinder's own view, devstack's default volume type exists, a 1 GiB volume becomes
 available with its data inside the backing file's filesystem, extend, snapshot, backup and
 delete work. Nova attaches Cinder's volumes to real guests on the same cloud (test_compute's
-guest sees its volume as a disk; test_everything's template attaches one); test_compute's
-unstack, after a localrc that no longer enables Cinder, leaves no mount, no loop device and no
-process, and its clean removes the backing file. Plans alone show that a backing file too
+guest sees its volume as a disk; test_everything's template attaches one); the session's last
+test (the tutorials' 08), after a localrc that no longer enables Cinder, leaves no mount, no loop
+device and no process, and its clean removes the backing file. Plans alone show that a backing file too
 small for one volume is refused before anything is built.
 
 The slow tests: root only (loop devices, mounts; the shared cloud), run by CI.
@@ -30,8 +30,8 @@ from tests.default_cloud import on_stage
 SERVICES = "key mysql rabbit etcd3 c-api c-sch c-vol c-bak"
 HERE = Path(__file__).parent
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="c-vol needs root (loop devices, mounts)")
-#: the slow tests check the shared cloud at its heat stage, beside the Swift, Heat and Horizon modules
-pytestmark = pytest.mark.cloud_stage("heat")
+#: the slow tests check the shared cloud at its default stage, where c-bak runs
+pytestmark = pytest.mark.cloud_stage("default")
 
 
 def write_localrc(root: Path, *extra: str) -> Path:
@@ -45,7 +45,7 @@ def write_localrc(root: Path, *extra: str) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(default_cloud):
-    """The shared cloud at its heat stage."""
+    """The shared cloud at its default stage."""
     return on_stage(default_cloud, "c-api", "c-sch", "c-vol", "c-bak")
 
 

@@ -13,12 +13,13 @@ session's shared stack (tests/default_cloud.py; test_agents uses it after this m
   identity and image API tests passes from the provider namespace with that tempest.conf;
 - SIGKILL of n-cpu is seen as down; the next ``stack`` restarts only it; the running guest
   survives and still answers SSH;
-- Horizon in Chromium shows demo the guest and its volume;
-- last in the session: ``unstack --all``, with a guest still running and a localrc that no
-  longer enables Swift or Cinder, leaves no qemu, libvirtd, rabbitmq, ovs, ovn, haproxy,
-  dnsmasq or OpenStack process, no libvirt domain, no namespace, no mount or loop device, and
-  the host's addresses and routes as they were; ``clean`` then removes Cinder's backing file,
-  Swift's drive and what Horizon's configure made, and keeps the source trees.
+- (Horizon showing demo a guest: the tutorials' 05, on the heat stage);
+- last in the session: the tutorials' 08 under nbval (``%unstack --all``, ``%stack_clean``),
+  with a guest still running and a local.conf that no longer enables Swift or Cinder, leaves
+  no qemu, libvirtd, rabbitmq, ovs, ovn, haproxy, dnsmasq or OpenStack process, no libvirt
+  domain, no namespace, no mount or loop device, and the host's addresses and routes as they
+  were; unstack keeps the volumes' and objects' data (08 checks), clean removes it and what
+  Horizon's configure made, and keeps the source trees.
 
 Root only; slow (a cold stack of this size takes minutes). Uses the machine's libvirtd and
 Open vSwitch database socket: nothing else may run them meanwhile.
@@ -37,7 +38,7 @@ import pytest
 from stackmagic.process_info import alive, tree
 from stackmagic.catalog import loopback
 from tests.conftest import mounts_under, wait_until
-from tests.default_cloud import add_to_localrc, domains, engine_for, host_network, namespaces, our_processes
+from tests.default_cloud import domains, engine_for, host_network, namespaces, our_processes
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="libvirtd and Open vSwitch run as root")]
@@ -156,33 +157,6 @@ def test_killed_compute_agent_is_restored_and_the_guest_survives(cloud):
         guestcheck.delete(engine_for(cloud), kept)
 
 
-def test_horizon_shows_the_guest_and_its_volume(cloud):
-    """demo logs in to the dashboard in Debian's Chromium (the dashboard module, in demo's own
-    project) and finds the server the test booted on the instances page, its volume on the
-    volumes page; a screenshot is kept."""
-    from urllib.parse import urljoin
-
-    from stackmagic import dashboard, guestcheck
-    from tests.test_horizon import ARTIFACTS
-
-    engine = engine_for(cloud)
-    url = dashboard.url(engine)
-    kept = guestcheck.run(engine, keep=True)
-    assert kept["ok"], kept
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        with dashboard.logged_in(engine, user="demo") as page:
-            for panel, table in (("project/instances/", "table#instances"),
-                                 ("project/volumes/", "table#volumes")):
-                page.goto(urljoin(url, panel))
-                page.wait_for_load_state("networkidle")
-                if "project/instances/" in panel:
-                    page.screenshot(path=str(ARTIFACTS / "horizon-default-set-instances.png"))
-                assert kept["server"] in page.locator(table).inner_text(), panel
-    finally:
-        guestcheck.delete(engine_for(cloud), kept)
-
-
 def test_tempest_knows_compute_network_and_validation(cloud):
     from stackmagic import ini
 
@@ -196,20 +170,37 @@ def test_tempest_knows_compute_network_and_validation(cloud):
 
 
 @pytest.mark.unstacks
-def test_unstack_leaves_nothing(cloud):
+def test_the_tutorials_last_notebook_unstacks_and_cleans_leaving_nothing(cloud, tutorial_run):
+    """Last in the session: 08 (%unstack --all, %stack_clean) under nbval ends the shared cloud,
+    with a guest still running and a local.conf that no longer enables Swift or Cinder (unstack
+    undoes what a project set up whatever the localrc says now). 08 itself checks that unstack
+    keeps the volumes' and objects' data and clean removes it; here: no qemu, libvirtd,
+    rabbitmq, ovs, ovn, haproxy, dnsmasq or OpenStack process, no libvirt domain, no
+    namespace, no mount or loop device, the host's addresses and routes as they were, and
+    clean removed what Horizon's configure made but kept the source trees."""
     from stackmagic import guestcheck
+    from tests.tutorial_outputs import nbval
 
     kept = guestcheck.run(engine_for(cloud), keep=True)     # a guest still runs at unstack
     assert kept["ok"], kept
     assert domains() - cloud["before"]["domains"]
-    # unstack undoes what a project set up whatever the localrc says now: Swift's drive and
-    # Cinder's backing file are unmounted after a localrc that no longer enables them
-    add_to_localrc(cloud, "disable_service s-proxy s-object s-container s-account c-api c-sch c-vol c-bak")
-    assert not {"s-proxy", "c-vol"} & set(engine_for(cloud).config.enabled)
+    conf = tutorial_run["work"] / "local.conf"
+    if not conf.exists():           # the series did not run in this session: 02's local.conf
+        from tests.default_cloud import tutorial_localrc
+
+        conf.write_text("\n".join(["[[local|localrc]]", *tutorial_localrc(), ""]))
+    conf.write_text(conf.read_text().rstrip("\n") + "\n"
+                    "disable_service s-proxy s-object s-container s-account c-api c-sch c-vol c-bak\n")
     data = engine_for(cloud).config.settings.data_dir
+    dest = engine_for(cloud).config.settings.dest
     drive = loopback.probe(("xfs", "ext4"))[0]          # else Swift's objects lie in a plain directory
     assert mounts_under(data / "cinder") and bool(mounts_under(data / "swift")) == bool(drive)
-    engine_for(cloud).unstack(all=True)
+    horizon = [dest / "horizon" / "openstack_dashboard" / "local" / "local_settings.py",
+               data / "horizon", data / "etc" / "horizon"]
+    assert all(p.is_symlink() or p.exists() for p in horizon)
+
+    proc = nbval(tutorial_run, ["08"], timeout=900)
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
     before = cloud["before"]
     # devstack's cleanup_nova: the guest is destroyed and undefined, or a later stack's
     # nova-compute would refuse to start beside it
@@ -217,24 +208,16 @@ def test_unstack_leaves_nothing(cloud):
     assert wait_until(lambda: not our_processes(before["pids"]), timeout=60), our_processes(before["pids"])
     assert namespaces() <= before["namespaces"]
     assert host_network() == before["network"]
-    # Cinder's backing file: no mount and no loop device of this stack left
+    # Cinder's backing file and Swift's drive: no mount and no loop device of this stack left
     assert str(cloud["root"]) not in Path("/proc/mounts").read_text()
     assert wait_until(lambda: str(cloud["root"]) not in losetup(), 30), losetup()   # detached lazily
     assert not (data / "stackmagic" / "cinder-backing.json").exists()
     assert not (data / "stackmagic" / "swift-disk.json").exists()
-    # the volumes' and objects' data stay for the next stack; clean removes them, and what
-    # Horizon's configure made (its settings' link in the kept checkout, its data and config)
-    backing = data / "stack-volumes-nfs-backing-file"
-    swift_image = data / "swift" / "drives" / "images" / "swift.img"
-    dest = engine_for(cloud).config.settings.dest
-    horizon = [dest / "horizon" / "openstack_dashboard" / "local" / "local_settings.py",
-               data / "horizon", data / "etc" / "horizon"]
-    assert backing.is_file() and all(p.is_symlink() or p.exists() for p in horizon)
-    assert swift_image.is_file() == bool(drive)
-    engine_for(cloud).clean()
-    assert not backing.exists() and not swift_image.exists() and not (data / "swift").exists()
+    # clean: the volumes' and objects' data, what Horizon's configure made (its settings' link
+    # in the kept checkout, its data and config); the source tree is kept
+    assert not (data / "stack-volumes-nfs-backing-file").exists() and not (data / "swift").exists()
     assert not [p for p in horizon if p.is_symlink() or p.exists()]
-    assert (dest / "horizon" / "setup.cfg").exists()          # the source tree is kept
+    assert (dest / "horizon" / "setup.cfg").exists()
 
 
 def losetup() -> str:

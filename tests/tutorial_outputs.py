@@ -25,32 +25,80 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "notebooks" / "ja"
 
-#: Where a run's sandbox lives: ``<tmp>/tutorial-run-<8 hex>``.
-RUN_DIR = re.compile(r"(?:/[\w.+-]+)*/tutorial-run-[0-9a-f]{8}")
+#: Where a run's sandbox lives: ``<tmp>/tutorial-run-<8 hex>`` (a run of its own, as
+#: :func:`refresh` makes), or the session's shared cloud, ``<tmp>/sm-default-<8>``
+#: (tests/default_cloud.py), which the series runs on in the test suite.
+RUN_DIR = re.compile(r"(?:/[\w.+-]+)*/(?:tutorial-run-[0-9a-f]{8}|sm-default-[\w]{8})")
 #: The tmux socket of a run (stackmagic.samples.sandbox names it so).
-SOCKET = re.compile(r"stackmagic-tutorial-[0-9a-f]{8}")
+SOCKET = re.compile(r"stackmagic-(?:tutorial|default)-[0-9a-f]{8}")
 
-#: The ports a run moves, and the defaults a reader has.
-DEFAULT_PORTS = {"KEYSTONE_SERVICE_PORT": "5000", "GLANCE_SERVICE_PORT": "9292",
-                 "PLACEMENT_SERVICE_PORT": "8778", "MEMCACHED_PORT": "11211", "DATABASE_PORT": "3306"}
+
+def _default_ports() -> dict[str, str]:
+    from stackmagic.catalog import builtin_projects
+
+    return {name: str(port) for project in builtin_projects() for name, port in project.ports.items()}
+
+
+#: The ports a run moves (every port of the catalog), and the defaults a reader has.
+DEFAULT_PORTS = _default_ports()
 #: Everything a run sets in the kernel's environment that a reader does not.
-RUN_SETTINGS = ("DEST", "CLOUDS_YAML", "TMUX_SOCKET", *DEFAULT_PORTS)
+RUN_SETTINGS = ("DEST", "DATA_DIR", "LOGDIR", "CLOUDS_YAML", "TMUX_SOCKET", *DEFAULT_PORTS)
 #: What a reader's defaults are (root: devstack's /opt/stack).
-READER = {"DEST": "/opt/stack", "CLOUDS_YAML": "~/.config/openstack/clouds.yaml",
+READER = {"DEST": "/opt/stack", "DATA_DIR": "/opt/stack/data", "LOGDIR": "/opt/stack/logs",
+          "CLOUDS_YAML": "~/.config/openstack/clouds.yaml",
           "NOTEBOOKS": "~/stackmagic/notebooks/ja", "PACKAGE": "/usr/local/lib/python3.11/site-packages/stackmagic"}
 
 
+def environment_of(root: Path, lines: list[str]) -> dict[str, str]:
+    """The kernel's environment for a run whose stack is ``root``'s (whose name must match
+    :data:`RUN_DIR`), from the sandbox's localrc ``lines``: its DEST, DATA_DIR, LOGDIR,
+    CLOUDS_YAML, tmux socket and ports, and a state directory of the run's own."""
+    assert RUN_DIR.fullmatch(str(root)), root
+    values = dict(line.split("=", 1) for line in lines if "=" in line)
+    return {**{name: values[name] for name in RUN_SETTINGS if name in values},
+            "XDG_STATE_HOME": str(root / "xdg")}
+
+
 def run_environment(root: Path) -> dict[str, str]:
-    """The kernel's environment for a run under ``root`` (whose name must match :data:`RUN_DIR`):
-    :func:`stackmagic.samples.sandbox`'s DEST, CLOUDS_YAML, tmux socket and ports (DATA_DIR and
-    LOGDIR follow DEST as for a reader), and a state directory of its own."""
+    """:func:`environment_of` a new sandbox under ``root`` (:func:`stackmagic.samples.sandbox`)."""
     from stackmagic.samples import sandbox
 
-    assert RUN_DIR.fullmatch(str(root)), root
-    lines = dict(line.split("=", 1) for line in sandbox(root, "tutorial"))
-    env = {name: lines[name] for name in RUN_SETTINGS}
-    env["DEST"] = str(root / "dest")
-    return {**env, "XDG_STATE_HOME": str(root / "xdg")}
+    return environment_of(root, sandbox(root, "tutorial"))
+
+
+def prepare(root: Path, lines: list[str]) -> dict:
+    """A run of the series on the stack of ``root`` (its sandbox ``lines``): the notebooks copied
+    to ``root/notebooks``, the stackmagic kernel installed under ``root/prefix``, and the
+    environment to run them in (:func:`environment_of`, with Jupyter told where the kernel is)."""
+    import shutil
+    import subprocess
+    import sys
+
+    work = root / "notebooks"
+    work.mkdir(parents=True, exist_ok=True)
+    for path in TUTORIALS.glob("*.ipynb"):
+        shutil.copy(path, work / path.name)
+    prefix = root / "prefix"
+    subprocess.run([sys.executable, "-m", "stackmagic.cli.__main__", "kernel", "install",
+                    "--prefix", str(prefix)], check=True, capture_output=True)
+    env = {**environment_of(root, lines), "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+    return {"root": root, "work": work, "env": env}
+
+
+def nbval(run: dict, prefixes: list[str], timeout: float):
+    """nbval on the run's copies of the notebooks whose names start with ``prefixes`` (in
+    order), with notebooks/sanitize.cfg; the finished process."""
+    import os
+    import subprocess
+    import sys
+
+    paths = [str(p) for prefix in prefixes for p in sorted(run["work"].glob(f"{prefix}*.ipynb"))]
+    assert len(paths) == len(prefixes), (prefixes, paths)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval",
+         "--nbval-sanitize-with", str(ROOT / "notebooks" / "sanitize.cfg"), "--nbval-cell-timeout", "900",
+         "--rootdir", str(run["root"]), *paths],
+        capture_output=True, text=True, cwd=run["root"], timeout=timeout, env={**os.environ, **run["env"]})
 
 
 def new_root(tmp: Path) -> Path:
@@ -148,7 +196,9 @@ def readers_view(text: str, env: dict[str, str], html_text: bool = False) -> str
 
     def fix(line: str) -> str:
         line = line.replace(f"tmux -L {env['TMUX_SOCKET']} ", "tmux ")
-        line = line.replace(env["DEST"], READER["DEST"]).replace(env["CLOUDS_YAML"], READER["CLOUDS_YAML"])
+        for name in ("DATA_DIR", "LOGDIR", "DEST", "CLOUDS_YAML"):
+            if name in env:
+                line = line.replace(env[name], READER[name])
         line = line.replace(root + "/notebooks", READER["NOTEBOOKS"])
         line = line.replace(str(ROOT / "stackmagic"), READER["PACKAGE"])
         return re.sub(r"(?<=:)(\d{4,5})\b", lambda m: ports.get(m[1], m[1]), line)
@@ -207,6 +257,7 @@ def refresh(names: list[str] | None = None) -> None:
     from nbclient import NotebookClient
 
     with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)          # MariaDB, RabbitMQ and QEMU run as their own users
         root = new_root(Path(tmp))
         env = run_environment(root)
         work = root / "notebooks"
