@@ -480,17 +480,11 @@ class Swift(Project):
 
     def capabilities(self, ctx: "Context") -> list[str]:
         """What the running proxy's ``/info`` says it has (its middleware), ``swift`` left out."""
-        import json
-        import urllib.request
+        from stackmagic.catalog.tempest import json_get
 
-        url = ctx.url(self.proxy_port(ctx), "/info")
-        try:
-            with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310
-                info = json.load(resp)
-        except (OSError, ValueError) as err:
-            raise StackError(f"Swift's proxy did not list its capabilities at {url} ({err}): "
-                             "tempest.conf names the ones Tempest may test. Is s-proxy running "
-                             "(%services)?") from err
+        info = json_get(ctx.url(self.proxy_port(ctx), "/info"), "s-proxy",
+                        purpose=": Swift's proxy lists its capabilities there, and tempest.conf "
+                                "names the ones Tempest may test")
         return sorted(k for k in info if k != "swift")
 
     # -- unstack and clean -------------------------------------------------------------------

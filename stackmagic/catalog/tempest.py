@@ -265,12 +265,19 @@ def service_get(ctx: "Context", kind: str, path: str, service: str) -> dict[str,
     what to check is running when it does not answer."""
     token, catalog = _admin_token(ctx)
     url = _endpoint(catalog, kind, ctx.settings.region_name) + path
-    request = urllib.request.Request(url, headers={"X-Auth-Token": token, "Accept": "application/json"})
+    return json_get(url, service, headers={"X-Auth-Token": token})
+
+
+def json_get(url: str, service: str, *, headers: dict[str, str] | None = None, purpose: str = "") -> Any:
+    """GET one of the stack's own URLs and parse its JSON. When it does not answer, or not in
+    JSON: an error naming the URL, ``purpose`` (why it was asked) and ``service`` (what to check
+    is running)."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - the stack's own URL
             return json.load(resp)
-    except (urllib.error.URLError, OSError) as err:
-        raise TempestError(f"cannot read {url} ({err}); is {service} running?") from None
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise TempestError(f"cannot read {url} ({err}){purpose}; is {service} running (%services)?") from None
 
 
 def _admin_token(ctx: "Context") -> tuple[str, list[dict[str, Any]]]:
