@@ -1,22 +1,21 @@
-"""Run Tempest's identity and image API tests against a fresh first-tier stack and print the counts.
+r"""Run Tempest's identity and image API tests against a fresh first-tier stack and print the counts.
 
 Brings up key + g-api + placement-api + tempest (the quickstart sample: SQLite, sources mirrored
 from PyPI) in a temporary directory on free ports with its own tmux socket, runs ``tempest run``
 from the workspace the tempest service made, prints passed / skipped / failed and the timings,
 then unstacks and removes the directory (``--keep`` keeps it, with the stack stopped).
 
-``--line`` adds a localrc line (repeat it) and ``--plugin`` installs a Tempest plugin from PyPI
-into Tempest's venv first, under the stack's constraints: Swift's object-storage API tests and
-heat-tempest-plugin's orchestration API tests, for example::
+``--line`` adds a localrc line (repeat it); devstack's ``TEMPEST_PLUGINS`` names Tempest
+plugins for its venv. Swift's object-storage API tests and heat-tempest-plugin's orchestration
+API tests, for example::
 
     python bench/tempest_run.py --line DATABASE_TYPE=mysql --line "enable_service mysql rabbit" \
         --line "enable_service s-proxy s-object s-container s-account" \
         --line "enable_plugin heat https://opendev.org/openstack/heat" --line MIRROR_FROM_PYPI=True \
-        --plugin heat-tempest-plugin \
+        --line TEMPEST_PLUGINS=heat-tempest-plugin \
         --regex '^(tempest\.api\.object_storage|heat_tempest_plugin\.tests\.api)'
 
-    python bench/tempest_run.py [--regex R] [--exclude-regex R] [--concurrency N] [--line L]
-                                [--plugin P] [--keep]
+    python bench/tempest_run.py [--regex R] [--exclude-regex R] [--concurrency N] [--line L] [--keep]
 """
 
 from __future__ import annotations
@@ -62,16 +61,6 @@ def write_conf(root: Path, lines: list[str]) -> Path:
     return conf
 
 
-def install_plugins(engine: Engine, data_dir: Path, plugins: list[str]) -> None:
-    """``plugins`` from PyPI into Tempest's venv, under the stack's constraints."""
-    from stackmagic.steps import constraints_file
-
-    if plugins:
-        subprocess.run([sys.executable, "-m", "uv", "pip", "install", "-q", "--python",
-                        str(data_dir / "venv-tempest" / "bin" / "python"),
-                        "-c", str(constraints_file(engine.ctx)), *plugins], check=True, timeout=900)
-
-
 def counts(output: str) -> dict[str, int]:
     """The totals ``tempest run`` prints at the end: {"Passed": n, "Skipped": n, "Failed": n, ...}."""
     return {name: int(n) for name, n in _COUNT.findall(output)}
@@ -93,8 +82,6 @@ def main() -> int:
     parser.add_argument("--exclude-regex", default=None)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--line", action="append", default=[], help="a localrc line to add (repeat it)")
-    parser.add_argument("--plugin", action="append", default=[],
-                        help="a Tempest plugin from PyPI to install into Tempest's venv (repeat it)")
     parser.add_argument("--keep", action="store_true", help="keep the directory (stack stopped)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="stackmagic-tempest-"))
@@ -105,7 +92,6 @@ def main() -> int:
         start = time.monotonic()
         engine.stack()
         stacked = time.monotonic() - start
-        install_plugins(engine, root / "data", args.plugin)
         start = time.monotonic()
         code, output = run_tempest(root / "data", args.regex, args.exclude_regex, args.concurrency)
         ran = time.monotonic() - start

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from stackmagic import identity, ini
 from stackmagic.catalog.base import Need, Project
 from stackmagic.context import oslo_value
-from stackmagic.errors import StackError
+from stackmagic.errors import ConfigError, StackError
 from stackmagic.python import Venv
 
 if TYPE_CHECKING:
@@ -97,14 +97,21 @@ class Tempest(Project):
         _registry(ctx).unlink(missing_ok=True)
         self.conf(ctx).unlink(missing_ok=True)
 
+    def plan_notes(self, ctx: "Context") -> list[str]:
+        """What TEMPEST_PLUGINS adds (a list that does not parse is refused here, before
+        anything is built)."""
+        named = named_plugins(ctx.settings)
+        return [f"tempest: TEMPEST_PLUGINS installs {' '.join(named)} into its venv"] if named else []
+
     # -- the steps of test_config ----------------------------------------------------------
     def install(self, ctx: "Context") -> None:
         """Install tempest into its own venv, under the series' constraints when there are any,
-        with the tempest plugins of the projects that run (``Project.tempest_plugins``)."""
+        with the tempest plugins of the projects that run (``Project.tempest_plugins``) and
+        those the localrc names (:func:`named_plugins`)."""
         venv = self.venv(ctx)
         created = venv.ensure()
         version = self.version(ctx)
-        plugins = [r for p in ctx.projects for r in p.tempest_plugins]
+        plugins = [*(r for p in ctx.projects for r in p.tempest_plugins), *named_plugins(ctx.settings)]
         ctx.log(("created" if created else "using") + f" {venv.path} for tempest {version}"
                 + (f" and {', '.join(plugins)}" if plugins else ""))
         venv.install([f"tempest=={version}", *plugins], constraints=_constraints(ctx),
@@ -258,6 +265,22 @@ def _image_file(ctx: "Context", image_id: str) -> Path | None:
 
 def _glance_get(ctx: "Context", path: str) -> dict[str, Any]:
     return service_get(ctx, "image", path, "g-api")
+
+
+def named_plugins(settings) -> list[str]:
+    """devstack's ``TEMPEST_PLUGINS``: what pip installs into Tempest's venv beside Tempest
+    (requirements or paths, space-separated; ``0``, devstack's default, is none), e.g.
+    ``TEMPEST_PLUGINS=heat-tempest-plugin`` as devstack's gate jobs name a plugin."""
+    import shlex
+
+    value = (settings.get("TEMPEST_PLUGINS") or "").strip()
+    if value in ("", "0"):
+        return []
+    try:
+        return shlex.split(value)
+    except ValueError as err:
+        raise ConfigError(f"TEMPEST_PLUGINS={value!r} is not a space-separated list ({err}): "
+                          "quote it as TEMPEST_PLUGINS='one-plugin other-plugin'") from None
 
 
 def service_get(ctx: "Context", kind: str, path: str, service: str) -> dict[str, Any]:
