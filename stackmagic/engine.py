@@ -349,14 +349,18 @@ class Engine:
                        for s in plan.steps if s.process}
         live = self.tmux.running()
         records = sorted(self.state.processes.values(), key=lambda r: r.started)
-        # processes whose window is gone (the tmux server was killed) but that still run
-        windowless = {rec.service: pid for rec in records if rec.service not in live
-                      for pid in [_own_pid(rec)] if pid is not None}
-        up = set(live) | set(windowless)
+        looked_at = records
         if only is not None:
             only = set(only)
             planned = {k: v for k, v in planned.items() if k in only}
             records = [r for r in records if r.service in only]
+            wanted = {r.service for r in records} | {n for r in records for n in r.needs}
+            looked_at = [r for r in looked_at if r.service in wanted]
+        # processes whose window is gone (the tmux server was killed) but that still run (only
+        # those of the services shown and of what they need: each is a pid file to read)
+        windowless = {rec.service: pid for rec in looked_at if rec.service not in live
+                      for pid in [_own_pid(rec)] if pid is not None}
+        up = set(live) | set(windowless)
 
         def probe(rec) -> tuple[bool | None, str]:
             if rec.service not in up:
