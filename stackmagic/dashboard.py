@@ -86,14 +86,20 @@ def screenshot(engine: "Engine", page: str = "project/instances/", *, user: str 
             main = tab.locator("#content_body, main, body").first
             return Screenshot(tab.screenshot(), tab.url, tab.title(), user, main.inner_text())
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _in_event_loop():
         return take()
     # a Jupyter kernel runs an asyncio loop in this thread, and Playwright's sync API refuses
     # to start inside one: drive Chromium from a thread of its own
     with ThreadPoolExecutor(1, thread_name_prefix="horizon") as pool:
         return pool.submit(take).result()
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -102,8 +108,15 @@ def logged_in(engine: "Engine", *, user: str = "demo", project: str | None = Non
     """A headless Chromium tab (Playwright's ``Page``) logged in to the dashboard as ``user``
     and working in ``project`` (default: the user's own, ``demo`` for demo: devstack gives its
     users no default project, and Horizon would start in whichever Keystone lists first); the
-    browser is closed when the block ends."""
+    browser is closed when the block ends.
+
+    Playwright's sync API cannot start inside a running asyncio loop (a Jupyter kernel runs
+    one): there, enter this from a thread of its own, as :func:`screenshot` does."""
     base = url(engine)
+    if _in_event_loop():
+        raise StackError("the dashboard's browser cannot be driven from a running asyncio loop "
+                         "(a Jupyter kernel's): use %horizon or dashboard.screenshot, or enter "
+                         "dashboard.logged_in from a thread of its own")
     status = {s.service: s for s in engine.status(only=["horizon"])}.get("horizon")
     if status is None or not status.healthy:
         raise StackError(f"Horizon does not answer at {base} "

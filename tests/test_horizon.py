@@ -73,7 +73,9 @@ def test_without_memcached_the_sessions_go_to_files(tmp_path):
 
 def test_a_screenshot_says_what_to_do_when_it_cannot_be_taken(tmp_path):
     """Horizon not enabled, not running, a user devstack does not make, a page that is not the
-    dashboard's: each a clear error that says what to change (the CLI: its exit code)."""
+    dashboard's, the logged-in tab asked for inside an asyncio loop: each a clear error that says
+    what to change (the CLI: its exit code)."""
+    import asyncio
     import subprocess
     import sys
 
@@ -93,6 +95,12 @@ def test_a_screenshot_says_what_to_do_when_it_cannot_be_taken(tmp_path):
     with pytest.raises(StackError, match="run stack first"):
         dashboard.screenshot(engine)
     assert dashboard.url(engine).endswith("/dashboard/")
+
+    async def in_a_loop():          # a Jupyter kernel's: the tab cannot be driven from there
+        with dashboard.logged_in(engine):
+            pass
+    with pytest.raises(StackError, match="from a thread of its own"):
+        asyncio.run(in_a_loop())
     proc = subprocess.run([sys.executable, "-m", "stackmagic", "dashboard", "-o", str(tmp_path / "x.png"),
                            "-c", str(localrc("key"))], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "enable_service horizon" in proc.stderr, proc.stderr
