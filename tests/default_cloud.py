@@ -10,8 +10,9 @@ stacked again on the last with no ``clean`` (:func:`stage_lines` says what each 
   tutorials' 03 stacks it under nbval (``test_tutorials``, then ``test_browser`` runs 05 in
   JupyterLab), ``test_everything`` checks the switch back; ``test_heat``, ``test_swift`` and
   ``test_horizon`` check their project on it;
-- ``everything``: the post's "everything" localrc (``test_everything``; ``test_trove``,
-  ``test_zaqar``, ``test_ceilometer``);
+- ``everything``: the post's "everything" localrc, which the tutorials' 06 stacks after checking
+  the memory (``test_tutorials`` runs 06 and 07 on it), ``test_everything``; ``test_trove``,
+  ``test_zaqar``, ``test_ceilometer``;
 - last, the tutorials' 08 unstacks and cleans it (``test_compute``).
 
 A test names its stage with ``pytest.mark.cloud_stage`` (``default`` without one). The test
@@ -115,18 +116,30 @@ BASE = ["MIRROR_FROM_PYPI=True", "enable_service c-bak"]
 #: neither Tempest's default nor one stackmagic writes, so test_compute sees the merge)
 TEST_CONFIG = ["[[test-config|$TEMPEST_CONFIG]]", "[image]", "build_timeout = 240"]
 
-#: the tutorials' localrc: what notebooks/ja/02-localrc.ipynb writes to local.conf (cell 02-05)
-TUTORIAL = Path(__file__).resolve().parent.parent / "notebooks" / "ja" / "02-localrc.ipynb"
+#: the tutorials, two of which write a stage's local.conf
+TUTORIALS = Path(__file__).resolve().parent.parent / "notebooks" / "ja"
+
+
+def notebook_localrc(notebook: str, cell_id: str) -> list[str]:
+    """The lines of the ``[[local|localrc]]`` section a tutorial's ``%%local_conf`` cell writes."""
+    cells = json.loads((TUTORIALS / f"{notebook}.ipynb").read_text())["cells"]
+    cell = next(c for c in cells if c.get("id") == cell_id)
+    lines = "".join(cell["source"]).splitlines()
+    assert lines[0].startswith("%%local_conf") and lines[1] == "[[local|localrc]]", lines[:2]
+    assert not [line for line in lines[2:] if line.startswith("[[")], "one section only"
+    return lines[2:]
 
 
 def tutorial_localrc() -> list[str]:
-    """The lines of the ``[[local|localrc]]`` section the tutorials' 02 writes: the defaults,
-    the sources from PyPI, Swift and Heat."""
-    cell = next(c for c in json.loads(TUTORIAL.read_text())["cells"] if c.get("id") == "02-05")
-    lines = "".join(cell["source"]).splitlines()
-    assert lines[:2] == ["%%local_conf", "[[local|localrc]]"], lines[:2]
-    assert not [line for line in lines[2:] if line.startswith("[[")], "one section only"
-    return lines[2:]
+    """What the tutorials' 02 writes to local.conf: the defaults, the sources from PyPI, Swift
+    and Heat."""
+    return notebook_localrc("02-localrc", "02-05")
+
+
+def everything_localrc() -> list[str]:
+    """What the tutorials' 06 writes to everything/local.conf and stacks: the post's
+    "everything" lines, the sources from PyPI, Ceilometer polling every 15 s."""
+    return notebook_localrc("06-all-components", "06-04")
 
 
 def stage_lines(kind: str) -> list[str]:
@@ -138,15 +151,14 @@ def stage_lines(kind: str) -> list[str]:
     - ``heat``: exactly the tutorials' localrc (:func:`tutorial_localrc`; Swift and Heat beside
       the defaults), so that the series, run on this cloud with the sandbox in its kernel's
       environment, stacks the same cloud;
-    - ``everything``: the post's "everything" localrc with what this machine needs (Cinder's
-      backing file stays the defaults' size, the post's 16M cannot hold a volume; Ceilometer
-      polls every 15 s, as devstack's telemetry jobs set it, so a test sees a poll).
+    - ``everything``: exactly what the tutorials' 06 stacks (:func:`everything_localrc`: the
+      post's "everything" lines, and Ceilometer polling every 15 s, as devstack's telemetry jobs
+      set it, so a test sees a poll), for the same reason.
     """
     if kind == "heat":
         return tutorial_localrc()
     if kind == "everything":
-        return ["MIRROR_FROM_PYPI=True", f"source {sample_path('blog-everything')}",
-                "VOLUME_BACKING_FILE_SIZE=30G", "CEILOMETER_PIPELINE_INTERVAL=15"]
+        return everything_localrc()
     added = {"default": [], "post": [f"source {sample_path('blog-neutron')}"]}[kind]
     return [*BASE, *added, *TEST_CONFIG]
 

@@ -185,10 +185,10 @@ def test_the_tutorials_last_notebook_unstacks_and_cleans_leaving_nothing(cloud, 
     assert kept["ok"], kept
     assert domains() - cloud["before"]["domains"]
     conf = tutorial_run["work"] / "local.conf"
-    if not conf.exists():           # the series did not run in this session: 02's local.conf
-        from tests.default_cloud import tutorial_localrc
+    if not conf.exists():           # the series did not run in this session: 06's local.conf
+        from tests.default_cloud import everything_localrc
 
-        conf.write_text("\n".join(["[[local|localrc]]", *tutorial_localrc(), ""]))
+        conf.write_text("\n".join(["[[local|localrc]]", *everything_localrc(), ""]))
     conf.write_text(conf.read_text().rstrip("\n") + "\n"
                     "disable_service s-proxy s-object s-container s-account c-api c-sch c-vol c-bak\n")
     data = engine_for(cloud).config.settings.data_dir

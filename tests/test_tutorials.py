@@ -2,8 +2,9 @@
 that exists and says it; the committed outputs are what a reader with the defaults sees (no
 run's temporary paths, tmux socket or test variables); and the series runs in order under nbval
 on the session's shared cloud (tests/default_cloud.py), the kernel's environment holding its
-sandbox (tests/tutorial_outputs.py): 00-07 at the cloud's heat stage, which 03's %stack brings
-the cloud to, and 08 last in the session, when it unstacks and cleans the cloud
+sandbox (tests/tutorial_outputs.py): 00-05 at the cloud's heat stage, which 03's %stack brings
+the cloud to, 06-07 at its everything stage, which 06's %stack brings it to, and 08 last in the
+session, when it unstacks and cleans the cloud
 (tests/test_compute.py).
 
 The series run is slow (03 switches the cloud from Neutron's agents back to OVN and adds Swift
@@ -46,6 +47,7 @@ TOPICS = {
     "server": "仮想マシンを作る", "console": "コンソールログ", "floating ip": "Floating IP",
     "ssh": "SSH で入る", "volume": "ボリュームをつないで", "swift": "Swift にオブジェクト",
     "heat": "Heat のスタック", "horizon": "Horizon の画面", "cleanup": "作ったものを片付ける",
+    "everything for real": "全部入りを起動する", "measured memory": "記事の 8 GB",
 }
 
 
@@ -120,26 +122,42 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-#: the series in the order it runs on the shared cloud: 00-07 at its heat stage (03's %stack
-#: brings the cloud there), 08 last in the session, as the cloud's unstack (test_compute)
-ON_THE_CLOUD = ["00", "01", "02", "03", "04", "05", "06", "07"]
+#: the series in the order it runs on the shared cloud: 00-05 at its heat stage (03's %stack
+#: brings the cloud there), 06-07 at its everything stage (06's %stack brings it there), 08 last
+#: in the session, as the cloud's unstack (test_compute)
+AT_HEAT = ["00", "01", "02", "03", "04", "05"]
+AT_EVERYTHING = ["06", "07"]
+
+
+def run_on_the_cloud(run: dict, prefixes: list[str], stage: str) -> None:
+    """nbval over ``prefixes`` in the run's folder; then the cloud's own re-stack of ``stage``
+    must find nothing to do: the notebooks stacked exactly the stage's local.conf."""
+    from tests.default_cloud import restack
+    from tests.tutorial_outputs import nbval
+
+    proc = nbval(run, prefixes, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    cloud = run["cloud"]
+    restack(cloud, stage)
+    assert not cloud["summary"].ran, [r.step for r in cloud["summary"].ran]
 
 
 @pytest.mark.slow
 @pytest.mark.cloud_stage("heat")
 def test_the_series_runs_in_order_under_nbval_on_the_cloud(tutorial_run):
-    """00 to 07 under nbval on the session's shared cloud, the kernel's environment holding its
+    """00 to 05 under nbval on the session's shared cloud, the kernel's environment holding its
     sandbox: 02 writes the localrc the cloud's heat stage is made of (tests/default_cloud.py),
     03's %stack brings the cloud to it, 05 boots a guest, reaches it over SSH, attaches a
     volume, stores an object, makes a Heat stack and shows Horizon, and cleans up."""
-    from tests.tutorial_outputs import nbval
+    run_on_the_cloud(tutorial_run, AT_HEAT, "heat")
 
-    proc = nbval(tutorial_run, ON_THE_CLOUD, timeout=2400)
-    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout and "failed" not in proc.stdout
-    # the cloud the series stacked is the one its heat stage is made of: nothing left to do
-    from tests.default_cloud import restack
 
-    cloud = tutorial_run["cloud"]
-    restack(cloud, "heat")
-    assert not cloud["summary"].ran, [r.step for r in cloud["summary"].ran]
+@pytest.mark.slow
+@pytest.mark.cloud_stage("everything")
+def test_06_stacks_everything_and_07_works_on_it(tutorial_run):
+    """06 and 07 under nbval in the same folder, after the heat stage's run: 06 checks the
+    memory, stacks the post's "everything" localrc (the cloud's everything stage) and measures
+    it; 07 re-clones it with RECLONE=yes and works on its tmux and sources."""
+    assert (tutorial_run["work"] / "local.conf").exists(), "02 runs first (the heat stage's test)"
+    run_on_the_cloud(tutorial_run, AT_EVERYTHING, "everything")

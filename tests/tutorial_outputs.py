@@ -11,7 +11,8 @@ port 5000, no tmux socket (:func:`readers_view` turns a run's output into that).
 run with them through ``notebooks/sanitize.cfg``, which maps both to the same text.
 
 ``python -m tests.tutorial_outputs`` executes the series in a sandbox and writes the reader's view
-of every output back into notebooks/ja/ (about 4 minutes; nothing is left running).
+of every output back into notebooks/ja/ (about 20 minutes: 03 stacks the tutorials' cloud cold,
+05 boots a guest, 06 switches it to everything; nothing is left running).
 """
 
 from __future__ import annotations
@@ -275,7 +276,7 @@ def refresh(names: list[str] | None = None) -> None:
                 shutil.copy(path, work / path.name)
                 nb = nbformat.read(work / path.name, as_version=4)
                 print("executing", path.name, flush=True)
-                NotebookClient(nb, kernel_name="stackmagic", timeout=600, allow_errors=True,
+                NotebookClient(nb, kernel_name="stackmagic", timeout=900, allow_errors=True,
                                resources={"metadata": {"path": str(work)}}).execute()
                 data = json.loads(nbformat.writes(nb))
                 for cell in data["cells"]:
