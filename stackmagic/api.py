@@ -128,6 +128,14 @@ def engine(cfg, **kwargs):
     return result
 
 
+def here():
+    """What this machine can run of the tutorials' cloud (:class:`stackmagic.here.Here`): the
+    whole cloud, or only the quickstart services and why."""
+    from stackmagic.here import here as probe
+
+    return probe()
+
+
 def describe_services(cfg) -> list[dict[str, Any]]:
     """One row per enabled service: its project, what it is, and whether stackmagic runs it."""
     from stackmagic.catalog import builtin_projects
@@ -203,4 +211,4 @@ def _mask_merge(key: str, value):
     return value
 
 
-__all__ = ["StackError", "config_report", "describe_services", "engine", "environment", "find_config", "load", "plan_report", "remember"]
+__all__ = ["StackError", "config_report", "describe_services", "engine", "environment", "find_config", "here", "load", "plan_report", "remember"]

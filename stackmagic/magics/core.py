@@ -42,7 +42,7 @@ def _config_arguments(func):
 @magics_class
 class StackMagics(Magics):
     """``%%localrc``, ``%%local_conf``, ``%stack``, ``%unstack``, ``%stack_clean``, ``%services``,
-    ``%screen_tail``, ``%screen``."""
+    ``%screen_tail``, ``%screen``, ``%horizon``, ``%here``."""
 
     localrc_path = Unicode("localrc", help="where %%localrc writes its cell").tag(config=True)
     local_conf_path = Unicode("local.conf", help="where %%local_conf writes its cell").tag(config=True)
@@ -213,6 +213,13 @@ class StackMagics(Magics):
         args = _parse(self.horizon, line)
         engine = _guard(lambda: self._engine(args))
         return _guard(lambda: dashboard.screenshot(engine, args.page, user=args.user, project=args.project))
+
+    @line_magic
+    def here(self, line: str = ""):
+        """Whether this machine can run the whole cloud, in one sentence (and why not)."""
+        from stackmagic import api
+
+        return _guard(api.here)
 
     @magic_arguments()
     @_config_arguments
