@@ -73,3 +73,15 @@ def test_a_check_kept_in_the_state_before_patience_existed_still_loads():
     check = from_dict({"kind": "http", "url": "http://127.0.0.1:1/", "timeout": 2.0})
     assert check == HttpCheck("http://127.0.0.1:1/")
     assert from_dict(to_dict(HttpCheck("http://x/", patience=3))).patience == 3
+
+
+def test_a_command_that_misses_one_answer_is_healthy_and_one_that_always_fails_is_not(tmp_path):
+    from stackmagic.health import CommandCheck
+
+    marker = tmp_path / "asked"
+    once = CommandCheck(("sh", "-c", f"test -e {marker} && echo up || {{ touch {marker}; echo busy; exit 1; }}"))
+    healthy, detail = once.probe()
+    assert healthy and detail == "up (answered on a second try; the first: busy)"
+    assert once.probe() == (True, "up")             # answered at the first ask now
+    assert CommandCheck(("sh", "-c", "echo down; exit 1")).probe() == (False, "down")
+    assert CommandCheck(("/nonexistent/probe",)).probe()[0] is False
