@@ -98,7 +98,10 @@ def boot(conn, spec, key, made):
 
     log = wait(console, limit, step=2)
     if not log:
-        report("console", False, error=f"no banner ({spec['banner']!r}) and hostname on the console")
+        # what the guest did say (its DHCP and metadata tries): the failure can be read later
+        said = conn.compute.get_server_console_output(server)["output"] or ""
+        report("console", False, error=f"no banner ({spec['banner']!r}) and hostname on the console",
+               console_tail=said.splitlines()[-30:])
         return False
     report("console", banner=spec["banner"], tail=log.strip().splitlines()[-5:])
 

@@ -26,6 +26,19 @@ SCRIPT = __import__("pathlib").Path(__file__).with_name("guest_script.py")
 BANNERS = ("stackmagic guest", "login as 'cirros' user")
 
 
+def explain(found: dict[str, Any]) -> str:
+    """A run's stages as lines a failed test shows in full (pytest shortens a dict): each
+    stage's result, time and data, and the guest's last console lines where it never showed its
+    banner."""
+    lines = []
+    for st in found.get("stages", []):
+        data = {k: v for k, v in st.items() if k not in ("stage", "ok", "seconds", "console_tail")}
+        lines.append(f"{st['stage']}: {'ok' if st.get('ok') else 'FAILED'} after {st.get('seconds')} s "
+                     f"{json.dumps(data, ensure_ascii=False)}")
+        lines += [f"    | {line}" for line in st.get("console_tail", [])]
+    return "\n".join(lines)
+
+
 def wanted(engine: "Engine") -> bool:
     """A guest can be checked: compute and networking run here, and we may enter namespaces."""
     cfg = engine.config

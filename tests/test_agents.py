@@ -37,10 +37,24 @@ def test_a_guest_is_reached_through_the_agents(default_cloud):
     engine = engine_for(default_cloud)
     assert engine.config.layout == "openvswitch"
     found = guestcheck.run(engine)
-    assert found["ok"], found["stages"]
+    assert found["ok"], guestcheck.explain(found)
     stages = {st["stage"]: st for st in found["stages"]}
     assert stages["ssh"]["hostname"].split(".")[0] == found["server"]
     assert stages["volume"]["device"].startswith("vd")
     spaces = namespaces()
     assert any(ns.startswith("qdhcp-") for ns in spaces)
     assert any(ns.startswith("qrouter-") for ns in spaces)
+
+
+def test_a_failed_guest_check_is_explained_with_the_guests_last_console_lines():
+    from stackmagic.guestcheck import explain
+
+    found = {"ok": False, "stages": [
+        {"stage": "active", "ok": True, "seconds": 12.5, "addresses": {"private": ["10.0.0.5"]}},
+        {"stage": "console", "ok": False, "seconds": 311.1, "error": "no banner",
+         "console_tail": ["udhcpc: sending discover", "metadata: no answer"]}]}
+    assert explain(found).splitlines() == [
+        'active: ok after 12.5 s {"addresses": {"private": ["10.0.0.5"]}}',
+        'console: FAILED after 311.1 s {"error": "no banner"}',
+        "    | udhcpc: sending discover",
+        "    | metadata: no answer"]

@@ -135,7 +135,7 @@ def test_killed_compute_agent_is_restored_and_the_guest_survives(cloud):
 
     engine = engine_for(cloud)
     kept = guestcheck.run(engine, keep=True)
-    assert kept["ok"], kept
+    assert kept["ok"], guestcheck.explain(kept)
     try:
         qemu = kept["qemu_pid"]
         status = {s.service: s for s in engine.status()}
@@ -182,7 +182,7 @@ def test_the_tutorials_last_notebook_unstacks_and_cleans_leaving_nothing(cloud, 
     from tests.tutorial_outputs import nbval
 
     kept = guestcheck.run(engine_for(cloud), keep=True)     # a guest still runs at unstack
-    assert kept["ok"], kept
+    assert kept["ok"], guestcheck.explain(kept)
     assert domains() - cloud["before"]["domains"]
     conf = tutorial_run["work"] / "local.conf"
     if not conf.exists():           # the series did not run in this session: 06's local.conf
